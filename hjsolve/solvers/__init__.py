@@ -1,0 +1,70 @@
+"""One entry point, `solve`, over every solver module.
+
+A solver module defines ``OPTIONS`` (option name -> (type, default)), ``SOLUTION`` (its
+`Solution` subclass) and ``solve(case, options) -> Solution``.
+"""
+import importlib
+import time
+
+from ..errors import HJSolveError
+
+#: Every method the design names; a module path, or None while it is not built yet.
+METHODS = {
+    "exact": "hjsolve.solvers.exact",
+    "grid": None,
+    "fipy": None,
+    "particle": None,
+    "pift": None,
+    "neural": None,
+}
+
+
+def _module(method):
+    if method not in METHODS:
+        raise HJSolveError(f"unknown method '{method}' (expected one of {', '.join(METHODS)})")
+    path = METHODS[method]
+    if path is None:
+        raise HJSolveError(f"method '{method}' is not implemented yet")
+    return importlib.import_module(path)
+
+
+def available_methods():
+    """Methods that are implemented."""
+    return [m for m, path in METHODS.items() if path is not None]
+
+
+def solver_options_spec(method):
+    """{option: type} for ``method``, or None if the method is not implemented yet."""
+    if METHODS.get(method) is None:
+        return None
+    return {name: kind for name, (kind, _) in _module(method).OPTIONS.items()}
+
+
+def solution_class(method):
+    return _module(method).SOLUTION
+
+
+def resolve_options(method, case_options, overrides):
+    """Defaults, then the case's [solver.<method>] table, then keyword overrides."""
+    spec = _module(method).OPTIONS
+    merged = {name: default for name, (_, default) in spec.items()}
+    for source in (case_options, overrides):
+        for key, value in source.items():
+            if key not in spec:
+                raise HJSolveError(f"solver.{method}.{key}: unknown option (expected one of {', '.join(spec)})")
+            merged[key] = value
+    return merged
+
+
+def solve(case, method=None, **options):
+    """Solve ``case`` with ``method`` (default: the case's [solver] method).
+
+    Keyword options override the case's ``[solver.<method>]`` table.
+    """
+    method = method or case.method
+    module = _module(method)
+    opts = resolve_options(method, case.options(method), options)
+    start = time.perf_counter()
+    solution = module.solve(case, opts)
+    solution.summary["wall_time_s"] = time.perf_counter() - start
+    return solution
