@@ -366,10 +366,11 @@ class ExactSolution(Solution):
         log_C = ints["log_normalizer"]
         kappa = problem.divergence.effective_bounds(problem.reward)[0]
         half_log_m2 = 0.5 * ints["log_second_moment"]
-        if problem.divergence.name == "kl":
-            tv_bound = 0.5 * np.exp(half_log_m2)  # second term of (3.3)
-        else:
-            tv_bound = 0.5 * np.exp(half_log_m2 - kappa) if np.isfinite(kappa) else float("inf")  # (4.7)
+        with np.errstate(over="ignore"):  # a bound of +inf is the honest answer when it overflows
+            if problem.divergence.name == "kl":
+                tv_bound = 0.5 * np.exp(half_log_m2)  # second term of (3.3)
+            else:
+                tv_bound = 0.5 * np.exp(half_log_m2 - kappa) if np.isfinite(kappa) else np.inf  # (4.7)
         self.summary.update({
             "case": self.case.title,
             "method": self.method,
