@@ -20,10 +20,12 @@ from .mixture import GaussianMixture
 from .problem import Problem
 from .rewards import REWARD_KINDS, import_callable
 from .sde import CONTINUOUS_KINDS, DDPM
+from .solvers import METHODS as _SOLVER_MODULES
+
+METHODS = tuple(_SOLVER_MODULES)
 
 DICT_SOURCE = "<dict>"
 TOP_KEYS = ("title", "sde", "pretrained", "reward", "finetune", "solver", "output")
-METHODS = ("exact", "grid", "fipy", "particle", "pift", "neural")
 PRETRAINED_KINDS = ("gaussian_mixture",)
 SYMMETRY_RTOL = 1e-12
 

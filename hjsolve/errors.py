@@ -26,3 +26,7 @@ class DomainError(HJSolveError, ValueError):
 
 class NotApplicableError(HJSolveError, ValueError):
     """A method cannot treat this problem (dimension limit, reward kind, ...)."""
+
+
+class HJSolveWarning(UserWarning):
+    """A numerical caveat the user should see (approximate fallback, mass leak, ...)."""

@@ -5,6 +5,7 @@ display, no global state), then written atomically with `hjsolve.io.atomic_path`
 In d ≥ 2 the value and control are shown on the slice through the plot box centre
 (`Solution.tabulate`) and the terminal laws as scatter plots of the first two coordinates.
 """
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -22,18 +23,24 @@ N_CONTROL_CURVES = 6
 #: Every QUIVER_STRIDE-th grid point carries an arrow in the d ≥ 2 control figure.
 QUIVER_STRIDE = 6
 DPI = 110
+TITLE_CHARS_PER_INCH = 11
+MIN_WIDTH = 6.4  # inches
 
 
-def write_run_figures(solution, directory):
+def write_run_figures(solution, directory, table=None):
     """Write ``value.png``, ``control.png`` and ``terminal_law.png`` into ``directory``.
 
-    Returns the written paths. Each file is written atomically.
+    ``table`` is ``solution.tabulate()`` if already computed. Returns the written paths;
+    each file is written atomically.
     """
     directory = Path(directory)
-    table = solution.tabulate()
     paths = []
-    for name, draw in progress(FIGURES.items(), desc="figures", total=len(FIGURES)):
-        paths.append(save_figure(draw(solution, table), directory / name))
+    with progress(total=len(FIGURES) + 1, desc="figures") as bar:
+        table = solution.tabulate() if table is None else table
+        bar.update()
+        for name, draw in FIGURES.items():
+            paths.append(save_figure(draw(solution, table), directory / name))
+            bar.update()
     return paths
 
 
@@ -59,7 +66,7 @@ def value_figure(solution, table):
         for axis, t, value in zip(ax, table["t"], table["value"]):
             _heat_map(figure, axis, table["x0"], table["x1"], value.T, "v(t, y)")
             _label_slice(axis, t)
-    figure.suptitle(_title(solution, "value function v(t, y)"))
+    _suptitle(figure, solution, "value function v(t, y)")
     return figure
 
 
@@ -77,7 +84,7 @@ def control_figure(solution, table):
         for axis, t, control in zip(ax, table["t"], table["control"]):
             _quiver(figure, axis, table["x0"], table["x1"], control)
             _label_slice(axis, t)
-    figure.suptitle(_title(solution, "optimal control u*(t, y)"))
+    _suptitle(figure, solution, "optimal control u*(t, y)")
     return figure
 
 
@@ -88,7 +95,7 @@ def terminal_law_figure(solution, table):
         figure = _terminal_law_1d(solution, samples)
     else:
         figure = _terminal_law_scatter(solution, samples)
-    figure.suptitle(_title(solution, "terminal law: fine-tuned vs pretrained"))
+    _suptitle(figure, solution, "terminal law: fine-tuned vs pretrained")
     return figure
 
 
@@ -176,7 +183,7 @@ def _figure(panels, width=4.6):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(width * panels + 0.6, 4.2), layout="constrained")
+    figure = Figure(figsize=(max(width * panels + 0.6, MIN_WIDTH), 4.2), layout="constrained")
     FigureCanvasAgg(figure)
     return figure, np.atleast_1d(figure.subplots(1, panels))
 
@@ -209,10 +216,15 @@ def _merged_legend(*axes):
     axes[0].legend(handles, labels, fontsize="small")
 
 
-def _title(solution, what):
-    """'<case title>: <what>' and a line with α, the divergence, the method and, for d ≥ 3, the slice."""
+def _suptitle(figure, solution, what):
+    """Title: the case title, then what is shown with α, the divergence, the method (and the slice in d ≥ 3).
+
+    Lines are wrapped to the figure's width.
+    """
     problem = solution.problem
     details = [f"α = {problem.alpha:g}", f"divergence {problem.divergence.name}", f"method {solution.method}"]
     if problem.dimension >= 3:
         details.append(f"d = {problem.dimension}, slice through the box centre")
-    return f"{solution.case.title}: {what}\n{', '.join(details)}"
+    width = int(TITLE_CHARS_PER_INCH * figure.get_figwidth())
+    lines = [solution.case.title, f"{what} ({', '.join(details)})"]
+    figure.suptitle("\n".join(textwrap.fill(line, width) for line in lines))

@@ -8,6 +8,8 @@ Two rules for E[f(Y)], Y ~ N(c, var I) in R^d:
   part of c outside span U, f ⊥ (U, e), η, ζ standard normal and ρ ~ χ²_{d-p-1}; η, ζ use
   Gauss–Hermite and ρ/2 ~ Gamma((d-p-1)/2) uses generalised Gauss–Laguerre.
 """
+from functools import lru_cache
+
 import numpy as np
 from numpy.polynomial.hermite_e import hermegauss
 from scipy.special import gammaln, roots_genlaguerre
@@ -15,8 +17,9 @@ from scipy.special import gammaln, roots_genlaguerre
 MAX_TENSOR_DIMENSION = 3
 
 
+@lru_cache(maxsize=32)
 def gauss_hermite(n, d):
-    """Tensor Gauss–Hermite rule for N(0, I_d).
+    """Tensor Gauss–Hermite rule for N(0, I_d), cached and read-only.
 
     Returns nodes (n^d, d) and log weights (n^d,) whose exponentials sum to 1.
     """
@@ -26,6 +29,8 @@ def gauss_hermite(n, d):
     nodes = np.stack([g.reshape(-1) for g in grids], axis=1)
     wgrids = np.meshgrid(*([logw] * d), indexing="ij")
     log_weights = sum(g.reshape(-1) for g in wgrids)
+    nodes.flags.writeable = False
+    log_weights.flags.writeable = False
     return nodes, log_weights
 
 

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 from scipy.special import expit
 
+from .errors import HJSolveError
+
 
 class Reward:
     kind = "reward"
@@ -177,7 +179,7 @@ class PythonReward(Reward):
     def __call__(self, x):
         values = np.asarray(self._function(np.asarray(x, dtype=float)), dtype=float).reshape(-1)
         if values.shape[0] != len(x):
-            raise ValueError(f"reward {self.function_spec} returned {values.shape[0]} values for {len(x)} points")
+            raise HJSolveError(f"reward {self.function_spec} returned {values.shape[0]} values for {len(x)} points")
         return values
 
     def gradient(self, x):

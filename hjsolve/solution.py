@@ -6,6 +6,7 @@ import numpy as np
 
 from .errors import HJSolveError
 from .io import write_json, write_npz
+from .progress import progress
 
 SUMMARY_KEYS = (
     "case", "method", "dimension", "alpha", "divergence", "log_normalizer", "reward_pretrained",
@@ -39,6 +40,10 @@ class Solution:
         t = self._check_time(t)
         return float(self.problem.sde.sampler_sigma2(t)) * self.grad_log_h(t, y)
 
+    def value_and_control(self, t, y):
+        """(value (n,), control (n, d)) together; solvers override this when sharing work pays."""
+        return self.value(t, y), self.control(t, y)
+
     def log_h(self, t, y):
         raise NotImplementedError
 
@@ -63,30 +68,34 @@ class Solution:
         return cls(case, summary=summary)
 
     def tabulate(self):
-        """Value and control on a plotting grid (saved for users who want plain arrays).
+        """Value and control on a plotting grid (saved for users who want plain arrays), cached.
 
         d = 1: ``t`` (nt,), ``x`` (nx,), ``value`` and ``control`` (nt, nx).
         d ≥ 2: ``t`` (3,), axes ``x0``, ``x1`` (nx,) of the slice through the box centre in
         the other coordinates, ``value`` (3, nx, nx) and ``control`` (3, nx, nx, d).
         """
+        if getattr(self, "_table", None) is None:
+            self._table = self._compute_table()
+        return self._table
+
+    def _compute_table(self):
         lo, hi = self.plot_box()
         T = float(self.problem.sde.T)
         d = self.problem.dimension
         if d == 1:
             ts = np.linspace(0.0, T, 41)
             xs = np.linspace(lo[0], hi[0], 201)
-            pts = xs[:, None]
-            value = np.stack([self.value(t, pts) for t in ts])
-            control = np.stack([self.control(t, pts)[:, 0] for t in ts])
-            return {"t": ts, "x": xs, "value": value, "control": control}
+            pairs = [self.value_and_control(t, xs[:, None]) for t in progress(ts, desc="tabulating")]
+            return {"t": ts, "x": xs, "value": np.stack([v for v, _ in pairs]),
+                    "control": np.stack([u[:, 0] for _, u in pairs])}
         ts = np.array([0.0, 0.5 * T, T])
-        x0, x1 = np.linspace(lo[0], hi[0], 81), np.linspace(lo[1], hi[1], 81)
+        x0, x1 = np.linspace(lo[0], hi[0], 41), np.linspace(lo[1], hi[1], 41)
         g0, g1 = np.meshgrid(x0, x1, indexing="ij")
         pts = np.tile(0.5 * (lo + hi), (g0.size, 1))
         pts[:, 0], pts[:, 1] = g0.ravel(), g1.ravel()
-        value = np.stack([self.value(t, pts).reshape(g0.shape) for t in ts])
-        control = np.stack([self.control(t, pts).reshape(g0.shape + (d,)) for t in ts])
-        return {"t": ts, "x0": x0, "x1": x1, "value": value, "control": control}
+        pairs = [self.value_and_control(t, pts) for t in progress(ts, desc="tabulating")]
+        return {"t": ts, "x0": x0, "x1": x1, "value": np.stack([v.reshape(g0.shape) for v, _ in pairs]),
+                "control": np.stack([u.reshape(g0.shape + (d,)) for _, u in pairs])}
 
     def plot_box(self):
         """(lo, hi) arrays (d,) covering the pretrained mixture and the reward's features."""

@@ -313,3 +313,29 @@ def test_time_and_shape_errors():
         sol.value(1.5, np.zeros((1, 1)))
     with pytest.raises(hjsolve.HJSolveError, match="shape"):
         sol.control(0.5, np.zeros((2, 3)))
+
+
+def test_rejection_falls_back_with_a_warning_when_acceptance_is_tiny():
+    from hjsolve.errors import HJSolveWarning
+
+    case = make_case(reward={"kind": "bump", "center": [6.0], "height": 1.0, "width": 0.3}, **{"finetune.alpha": 0.05})
+    sol = hjsolve.solve(case, max_proposals=20_000)
+    with pytest.warns(HJSolveWarning, match="falling back"):
+        sol.sample(100, seed=0)
+    assert sol.sampling["sampler"] == "importance_resampling" and not sol.sampling["exact"]
+
+
+@pytest.mark.parametrize("height", [1.0, -1.0])
+def test_tv_bound_terms_against_measured_distance(height):
+    """TV(p_ftune, p_pre) ≤ tv_bound_shifted (Corollary 4.3's form, valid for r bounded below);
+    the paper's (3.3) term is flagged valid only when r ≥ 0."""
+    case = make_case(reward={"kind": "bump", "center": [1.0], "height": height, "width": 0.6}, **{"finetune.alpha": 0.3})
+    sol = hjsolve.solve(case)
+    x = np.linspace(-7, 7, 14001)[:, None]
+    tv = 0.5 * np.trapezoid(np.abs(np.exp(sol.terminal_log_density(x)) - np.exp(sol.pretrained_log_density(x))), x[:, 0])
+    assert tv <= sol.summary["tv_bound_shifted"]
+    assert sol.summary["tv_bound_valid"] is (height > 0)
+    if height > 0:
+        assert sol.summary["tv_bound"] == sol.summary["tv_bound_shifted"]
+    else:
+        assert sol.summary["tv_bound_shifted"] == pytest.approx(np.exp(1 / 0.3) * sol.summary["tv_bound"])

@@ -19,7 +19,7 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import logsumexp, softmax
 
-from ..errors import HJSolveError, NotApplicableError
+from ..errors import HJSolveError, HJSolveWarning, NotApplicableError
 from ..mixture import GaussianMixture
 from ..moments import ClosedFormMoments, make_moments
 from ..progress import progress
@@ -75,32 +75,36 @@ class ExactSolution(Solution):
         return log_pi, mu, marg, gains, post_covs
 
     def _chunks(self, y, func):
-        parts = [func(y[i:i + CHUNK]) for i in range(0, len(y), CHUNK)]
-        return np.concatenate(parts, axis=0)
+        return np.concatenate([func(y[i:i + CHUNK]) for i in range(0, len(y), CHUNK)], axis=0)
 
     def log_h(self, t, y):
         """(n,) log h(t, y) of (3.24)."""
-
-        def block(yb):
-            log_pi, mu, _, _, post_covs = self._posterior(t, yb)
-            log_m1 = self.moments.compute(mu, post_covs, {"log_m1"})["log_m1"]
-            return logsumexp(log_pi + log_m1, axis=1)
-
-        return self._chunks(y, block)
+        return self._chunks(y, lambda yb: self._log_h_block(t, yb, gradient=False)[0])
 
     def grad_log_h(self, t, y):
         """(n, d) ∇_y log h(t, y) (module docstring)."""
+        return self._chunks(y, lambda yb: self._log_h_block(t, yb, gradient=True)[1])
 
-        def block(yb):
-            log_pi, mu, marg, gains, post_covs = self._posterior(t, yb)
-            m = self.moments.compute(mu, post_covs, {"log_m1", "tilt_grad"})
-            rho = softmax(log_pi + m["log_m1"], axis=1)
-            pi = np.exp(log_pi)
-            comp_scores = marg.component_scores(yb)  # (n, K, d)
-            pulled = np.einsum("kij,nkj->nki", gains, m["tilt_grad"])
-            return np.einsum("nk,nki->ni", rho - pi, comp_scores) + np.einsum("nk,nki->ni", rho, pulled)
+    def value_and_control(self, t, y):
+        y, t = self._check_points(y), self._check_time(t)
+        blocks = [self._log_h_block(t, y[i:i + CHUNK], gradient=True) for i in range(0, len(y), CHUNK)]
+        log_h = np.concatenate([b[0] for b in blocks])
+        grad = np.concatenate([b[1] for b in blocks])
+        scale = self.problem.divergence.value_scale
+        return scale * log_h, float(self.sde.sampler_sigma2(t)) * grad
 
-        return self._chunks(y, block)
+    def _log_h_block(self, t, y, gradient):
+        """log h (n,) and, if ``gradient``, ∇log h (n, d) for one chunk of points."""
+        log_pi, mu, marg, gains, post_covs = self._posterior(t, y)
+        m = self.moments.compute(mu, post_covs, {"log_m1", "tilt_grad"} if gradient else {"log_m1"})
+        joint = log_pi + m["log_m1"]
+        log_h = logsumexp(joint, axis=1)
+        if not gradient:
+            return log_h, None
+        rho = np.exp(joint - log_h[:, None])
+        pulled = np.einsum("kij,nkj->nki", gains, m["tilt_grad"])
+        grad = np.einsum("nk,nki->ni", rho - np.exp(log_pi), marg.component_scores(y))
+        return log_h, grad + np.einsum("nk,nki->ni", rho, pulled)
 
     # ----- integrals over p_noise ----------------------------------------------------
     def noise_rule(self, centers=None, option="noise_nodes"):
@@ -335,7 +339,7 @@ class ExactSolution(Solution):
             proposed += m
             if proposed >= self.options["max_proposals"] and sum(len(v) for v in xs) < n:
                 warnings.warn(f"exact: rejection acceptance {sum(len(v) for v in xs) / proposed:.2e} too low; "
-                              "falling back to importance resampling", RuntimeWarning, stacklevel=3)
+                              "falling back to importance resampling", HJSolveWarning, stacklevel=3)
                 return self._sample_resampling(n, rng)
         accepted = sum(len(x) for x in xs)
         theory = float(np.exp(self.summary["log_normalizer"] - sup)) if "log_normalizer" in self.summary else None
@@ -367,10 +371,11 @@ class ExactSolution(Solution):
         kappa = problem.divergence.effective_bounds(problem.reward)[0]
         half_log_m2 = 0.5 * ints["log_second_moment"]
         with np.errstate(over="ignore"):  # a bound of +inf is the honest answer when it overflows
-            if problem.divergence.name == "kl":
-                tv_bound = 0.5 * np.exp(half_log_m2)  # second term of (3.3)
-            else:
-                tv_bound = 0.5 * np.exp(half_log_m2 - kappa) if np.isfinite(kappa) else np.inf  # (4.7)
+            # (4.7): e^{-κ}/2 sqrt(E_pre e^{2 r_eff}), κ = inf r_eff; valid whenever κ > -inf.
+            shifted = 0.5 * np.exp(half_log_m2 - kappa) if np.isfinite(kappa) else np.inf
+            # (3.3) as the paper writes it; its proof needs r ≥ 0.
+            tv_bound = 0.5 * np.exp(half_log_m2) if problem.divergence.name == "kl" else shifted
+        tv_bound_valid = problem.reward.inf >= 0 if problem.divergence.name == "kl" else bool(np.isfinite(kappa))
         self.summary.update({
             "case": self.case.title,
             "method": self.method,
@@ -382,6 +387,8 @@ class ExactSolution(Solution):
             "reward_finetuned": ints["reward_finetuned"],
             "kl_finetuned_pretrained": ints["effective_reward_finetuned"] - log_C,
             "tv_bound": float(tv_bound),
+            "tv_bound_valid": bool(tv_bound_valid),
+            "tv_bound_shifted": float(shifted),
             "wall_time_s": None,
             "sde": problem.sde.kind,
             "reward": problem.reward.kind,
