@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import HJSolveError
-from .io import atomic_path
+from .figures.style import new_figure, save
 from .progress import progress
 
 #: Samples of p_ftune for the terminal-law histogram (1-D) and the pool for the scatter (d ≥ 2).
@@ -22,7 +22,6 @@ N_SCATTER = 4_000
 N_CONTROL_CURVES = 6
 #: Every QUIVER_STRIDE-th grid point carries an arrow in the d ≥ 2 control figure.
 QUIVER_STRIDE = 6
-DPI = 110
 TITLE_CHARS_PER_INCH = 11
 MIN_WIDTH = 6.4  # inches
 
@@ -46,8 +45,7 @@ def write_run_figures(solution, directory, table=None):
 
 def save_figure(figure, path):
     """Write ``figure`` as PNG to ``path`` atomically and return ``path``."""
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=DPI, metadata={"Software": None})
+    save(figure, path)
     figure.clear()
     return Path(path)
 
@@ -180,11 +178,7 @@ def _reward_contours(axis, solution, n=81):
 
 def _figure(panels, width=4.6):
     """A figure with ``panels`` axes side by side, on an Agg canvas."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(max(width * panels + 0.6, MIN_WIDTH), 4.2), layout="constrained")
-    FigureCanvasAgg(figure)
+    figure = new_figure(max(width * panels + 0.6, MIN_WIDTH), 4.2)
     return figure, np.atleast_1d(figure.subplots(1, panels))
 
 

@@ -3,29 +3,30 @@ import numpy as np
 import pytest
 
 from hjsolve import figures
+from hjsolve.figures import core, style
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
 def collapse():
-    return figures.reward_collapse_data(figures.COLLAPSE_SWEEP_ALPHAS)
+    return core.reward_collapse_data(core.COLLAPSE_SWEEP_ALPHAS)
 
 
 @pytest.fixture(scope="module")
 def tv():
-    return figures.tv_bound_data(figures.TV_ALPHAS)
+    return core.tv_bound_data(core.TV_ALPHAS)
 
 
 @pytest.fixture(scope="module")
 def divergences():
-    return figures.divergences_data()
+    return core.divergences_data()
 
 
 @pytest.mark.slow
 def test_regenerate_writes_every_png(tmp_path):
     paths = figures.regenerate(tmp_path / "figs")
-    assert [p.name for p in paths] == ["reward_collapse.png", "tv_bound.png", "divergences.png"]
+    assert {"reward_collapse.png", "tv_bound.png", "divergences.png"} <= {p.name for p in paths}
     for path in paths:
         assert path.parent == tmp_path / "figs"
         data = path.read_bytes()
@@ -37,8 +38,8 @@ def test_regenerate_writes_every_png(tmp_path):
 
 def test_a_figure_is_byte_stable(tmp_path):
     """Same numbers, default style, no volatile metadata: regenerating gives identical bytes."""
-    first = figures.plot_tv_bound(tmp_path / "a.png", alphas=(0.3, 3.0))
-    second = figures.plot_tv_bound(tmp_path / "b.png", alphas=(0.3, 3.0))
+    first = core.plot_tv_bound(tmp_path / "a.png", alphas=(0.3, 3.0))
+    second = core.plot_tv_bound(tmp_path / "b.png", alphas=(0.3, 3.0))
     assert first.read_bytes()[:8] == PNG_MAGIC
     assert first.read_bytes() == second.read_bytes()
     assert b"Software" not in first.read_bytes()
@@ -49,7 +50,7 @@ def test_figures_leave_pyplot_alone():
     import sys
 
     had_pyplot = "matplotlib.pyplot" in sys.modules
-    fig = figures._new_figure(2.0, 2.0)
+    fig = style.new_figure(2.0, 2.0)
     assert fig.canvas.__class__.__name__ == "FigureCanvasAgg"
     assert ("matplotlib.pyplot" in sys.modules) == had_pyplot
 
@@ -125,7 +126,7 @@ def test_divergence_laws(divergences):
         assert law["mass"] == pytest.approx(1.0, abs=1e-6), law["name"]
         assert np.all(np.isfinite(law["density"])) and np.all(law["density"] >= 0.0)
     gammas = sorted(g for name, g in laws if name == "gamma")
-    assert gammas == sorted(figures.DIVERGENCE_GAMMAS)
+    assert gammas == sorted(core.DIVERGENCE_GAMMAS)
     # gamma tilts harder than kl and harder with larger γ: r_f and E_ftune[r] increase with γ
     chain = [laws[("kl", None)]] + [laws[("gamma", g)] for g in gammas]
     rewards = [law["reward_finetuned"] for law in chain]

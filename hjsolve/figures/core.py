@@ -1,4 +1,4 @@
-"""The figures in ``figures/``, rebuilt by `regenerate` (and ``hjsolve figures``).
+"""The core figures of paper 000 (tilted law, Proposition 3.2, f-divergences).
 
 Every figure is built from 1-D cases constructed in code around one pretrained model, the
 bimodal Gaussian mixture ½N(-2, 0.5²) + ½N(2, 0.5²) under a VP diffusion (`BASE`), and solved
@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .case import case_from_dict
-from .io import atomic_path
-from .solvers import solve
+from ..case import case_from_dict
+from ..solvers import solve
+from .style import DPI, new_figure as _new_figure, save as _save, style as _style
 
 #: The pretrained model and SDE that every figure uses (1-D bimodal mixture, VP).
 BASE = {
@@ -59,8 +59,6 @@ DIVERGENCE_REWARD = {"kind": "bump", "center": [1.0], "height": 1.0, "width": 1.
 DIVERGENCE_ALPHA = 1.0
 DIVERGENCE_GAMMAS = (0.1, 0.5, 0.9)
 
-FIGURE_NAMES = ("reward_collapse.png", "tv_bound.png", "divergences.png")
-DPI = 110
 
 
 # --------------------------------------------------------------------------- cases and grids
@@ -217,32 +215,6 @@ def divergences_data(alpha=DIVERGENCE_ALPHA, gammas=DIVERGENCE_GAMMAS, reward=No
 # --------------------------------------------------------------------------- plotting
 
 
-def _new_figure(width, height):
-    """A Figure on an Agg canvas (no pyplot, so the caller's backend and state are untouched)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _save(fig, path):
-    """Write ``fig`` to ``path`` atomically as a PNG without volatile metadata."""
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=DPI, metadata={"Software": None})
-        tmp.chmod(0o644)  # atomic_path's mkstemp file is 0600; figures are meant to be shared
-    return path
-
-
-def _style():
-    """Matplotlib's default style, whatever the user's matplotlibrc says (byte-stable output)."""
-    import matplotlib.style
-
-    return matplotlib.style.context("default")
-
-
 def _colors(count):
     from matplotlib import colormaps
 
@@ -355,11 +327,3 @@ FIGURES = {
     "tv_bound.png": plot_tv_bound,
     "divergences.png": plot_divergences,
 }
-
-
-def regenerate(out_dir="figures"):
-    """Rebuild every figure into ``out_dir``; returns the written paths in `FIGURE_NAMES` order."""
-    from .progress import progress
-
-    out_dir = Path(out_dir)
-    return [FIGURES[name](out_dir / name) for name in progress(FIGURE_NAMES, desc="figures")]
