@@ -102,12 +102,8 @@ def command_validate(args):
 
 def command_figures(args):
     """Regenerate the figures folder (`hjsolve.figures.regenerate`) and list what was written."""
-    try:
-        from .figures import regenerate
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__package__}.figures":
-            raise
-        raise HJSolveError("figures: the module hjsolve.figures is not available in this installation") from None
+    from .figures import regenerate
+
     for path in regenerate(args.out):
         print(path)
     return 0

@@ -1,8 +1,7 @@
 """Command line (DESIGN §4): run, validate, figures, cases; one-line errors, exit codes, no partial output.
 
 Each behaviour is checked in-process through `main` and, for the important ones, through
-``python -m hjsolve`` in a subprocess. `CASE_1D`, `CASE_2D` and `write_case` are shared with
-test_plots.py and test_validate.py.
+``python -m hjsolve`` in a subprocess.
 """
 import json
 import os
@@ -17,54 +16,11 @@ import hjsolve
 from hjsolve.cli import main
 from hjsolve.errors import HJSolveError
 
+from conftest import CASE_1D, CASE_2D, write_case
+
 REPO = Path(hjsolve.__file__).resolve().parents[1]
 FIGURES = ("value.png", "control.png", "terminal_law.png")
 OUTPUTS = ("solution.npz", "summary.json", *FIGURES)
-
-CASE_1D = """\
-title = "Bimodal 1-D, quadratic reward"
-[sde]
-kind = "vp"
-T = 1.0
-[pretrained]
-kind = "gaussian_mixture"
-weights = [0.5, 0.5]
-means = [[-2.0], [2.0]]
-covs = [[[0.25]], [[0.25]]]
-[reward]
-kind = "quadratic"
-center = [2.0]
-scale = 1.0
-[finetune]
-alpha = 0.5
-divergence = "kl"
-[solver]
-method = "exact"
-"""
-
-CASE_2D = """\
-title = "Bimodal 2-D, quadratic reward"
-[sde]
-kind = "vp"
-[pretrained]
-kind = "gaussian_mixture"
-weights = [0.4, 0.6]
-means = [[-2.0, 0.0], [2.0, 1.0]]
-stds = [0.5, 0.7]
-[reward]
-kind = "quadratic"
-center = [2.0, 0.0]
-[finetune]
-alpha = 1.0
-"""
-
-
-def write_case(directory, text=CASE_1D, name="bimodal.toml"):
-    """Write a case file into ``directory`` and return its path."""
-    path = Path(directory) / name
-    path.write_text(text)
-    return path
-
 
 def run_module(*args, cwd):
     """``python -m hjsolve ARGS`` in a subprocess, importing this checkout."""

@@ -3,7 +3,7 @@ import pytest
 
 import hjsolve
 from hjsolve.plots import FIGURES, write_run_figures
-from test_cli import CASE_1D, CASE_2D, write_case
+from conftest import CASE_1D, CASE_2D, write_case
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -5,7 +5,7 @@ import pytest
 import hjsolve
 from hjsolve.solvers import METHODS
 from hjsolve.validate import ROW_KEYS, format_table, monte_carlo_log_normalizer, validate_case
-from test_cli import CASE_1D, write_case
+from conftest import CASE_1D, write_case
 
 
 @pytest.fixture(scope="module")

@@ -412,8 +412,8 @@ SOLUTION = ExactSolution
 
 def solve(case, options):
     """Build the exact solution of ``case`` and its summary."""
-    solution = ExactSolution(case, options=options)
+    solution = ExactSolution(case, options=options).compute_summary()
     solution.summary["options"] = dict(options)
-    return solution.compute_summary()
+    return solution
 
 
