@@ -192,11 +192,14 @@ class ExactSolution(Solution):
         }
 
     # ----- densities -------------------------------------------------------------------
+    def log_noise(self, y):
+        """(n,) log p_noise(y), p_noise = N(0, var(T) I)."""
+        d = y.shape[-1]
+        return -0.5 * np.sum(y**2, axis=-1) / self.var_T - 0.5 * d * np.log(2 * np.pi * self.var_T)
+
     def log_noise_ratio(self, y):
         """(n,) log p_noise(y) - log p(T, y)."""
-        d = self.problem.dimension
-        log_noise = -0.5 * np.sum(y**2, axis=1) / self.var_T - 0.5 * d * np.log(2 * np.pi * self.var_T)
-        return log_noise - self.noise_marginal.log_pdf(y)
+        return self.log_noise(y) - self.noise_marginal.log_pdf(y)
 
     def log_pretrained_correction(self, x):
         """(n,) log R(x), so that log p_pre = log p_data + log R (module docstring)."""
@@ -224,9 +227,7 @@ class ExactSolution(Solution):
     def initial_log_density(self, y):
         """(n,) log ν*(y) = log h(0, y) + log p_noise(y) - log C  (3.16)."""
         y = self._check_points(y)
-        d = self.problem.dimension
-        log_noise = -0.5 * np.sum(y**2, axis=1) / self.var_T - 0.5 * d * np.log(2 * np.pi * self.var_T)
-        return self.log_h(0.0, y) + log_noise - self.summary["log_normalizer"]
+        return self.log_h(0.0, y) + self.log_noise(y) - self.summary["log_normalizer"]
 
     # ----- sampling ----------------------------------------------------------------------
     def sampler_kind(self):
@@ -253,12 +254,21 @@ class ExactSolution(Solution):
         rng = np.random.default_rng(seed)
         kind = self.sampler_kind()
         if kind == "tilted_mixture":
-            x, y, stats = self._sample_tilted_mixture(n, rng)
+            propose, log_M = self._tilted_mixture_proposal()
+            theory = np.exp(self.summary["log_normalizer"] - log_M)
         elif kind == "rejection":
-            x, y, stats = self._sample_rejection(n, rng)
-        else:
-            x, y, stats = self._sample_resampling(n, rng)
-        self.sampling = stats
+            propose = self._pretrained_proposal()
+            theory = np.exp(self.summary["log_normalizer"] - self.problem.divergence.effective_bounds(self.problem.reward)[1])
+        if kind != "importance_resampling":
+            drawn = self._rejection_loop(n, rng, propose)
+            if drawn is not None:
+                x, y, rate = drawn
+                self.sampling = {"sampler": kind, "exact": True, "acceptance_rate": rate,
+                                 "acceptance_rate_theory": float(theory)}
+                return x, y
+            warnings.warn(f"exact: {kind} acceptance too low for max_proposals = {self.options['max_proposals']}; "
+                          "falling back to importance resampling", HJSolveWarning, stacklevel=2)
+        x, y, self.sampling = self._sample_resampling(n, rng)
         return x, y
 
     def sample_pretrained(self, n, rng):
@@ -284,8 +294,7 @@ class ExactSolution(Solution):
 
         def log_terms(z):
             y = z[None, :d]
-            log_noise = -0.5 * np.sum(y**2) / self.var_T - 0.5 * d * np.log(2 * np.pi * self.var_T)
-            return log_noise - marg.component_log_pdf(y)[0]
+            return self.log_noise(y)[0] - marg.component_log_pdf(y)[0]
 
         z0 = np.append(np.zeros(d), log_terms(np.zeros(d + 1)).min())
         res = minimize(lambda z: -z[d], z0, method="SLSQP",
@@ -295,57 +304,58 @@ class ExactSolution(Solution):
             raise HJSolveError(f"exact: bounding p_noise/p(T, .) for rejection failed ({res.message})")
         return float(log_terms(res.x).min()) + 1e-6  # margin for the optimiser's tolerance
 
-    def _sample_tilted_mixture(self, n, rng):
-        """Exact: X from the tilted data mixture exp(r_eff) p_data, Y | X ~ N(a X, var I), and
-        acceptance with probability p_noise(Y)/(M p(T, Y)), whose mean over Y is R(X)/M."""
+    def _rejection_loop(self, n, rng, propose, batch=20_000):
+        """Exact rejection: batches ``propose(m, rng) -> (x, y, log acceptance)`` until n are kept.
+
+        Returns (x, y, acceptance rate), or None once ``max_proposals`` is spent.
+        """
+        xs, ys, proposed, accepted = [], [], 0, 0
+        while accepted < n:
+            if proposed >= self.options["max_proposals"]:
+                return None
+            x, y, log_accept = propose(batch, rng)
+            keep = np.log(rng.random(batch)) < log_accept
+            xs.append(x[keep])
+            ys.append(y[keep])
+            proposed += batch
+            accepted += int(keep.sum())
+        return np.concatenate(xs)[:n], np.concatenate(ys)[:n], accepted / proposed
+
+    def _tilted_mixture_proposal(self):
+        """Proposal for closed-form tilts and log of its overall acceptance bound.
+
+        X from the tilted data mixture exp(r_eff) p_data (Gaussian), Y | X ~ N(a(T) X, var(T) I),
+        accepted with probability p_noise(Y)/(M p(T, Y)), whose mean over Y is R(X)/M: the kept
+        X follow exp(r_eff) p_data R ∝ p_ftune and the kept Y follow ν*. The acceptance rate is
+        C/(Z M) with Z = ∫ exp(r_eff) p_data.
+        """
         pre = self.problem.pretrained
         mu, S = pre.means[None], pre.covs
-        log_m1 = self.moments.compute(mu, S, {"log_m1"})["log_m1"][0]
+        log_w = np.log(pre.weights) + self.moments.compute(mu, S, {"log_m1"})["log_m1"][0]
         t_mu, t_S = self.moments.tilted_gaussian(mu, S)
-        log_w = np.log(pre.weights) + log_m1
-        probs = softmax(log_w)
-        chols = np.linalg.cholesky(t_S)
+        probs, chols = softmax(log_w), np.linalg.cholesky(t_S)
         log_M = self._log_ratio_bound()
-        xs, ys, proposed = [], [], 0
-        while sum(len(x) for x in xs) < n:
-            m = max(2 * n, 1000)
+
+        def propose(m, rng):
             comp = rng.choice(pre.K, size=m, p=probs)
             x = t_mu[0, comp] + np.einsum("nij,nj->ni", chols[comp], rng.standard_normal((m, pre.dimension)))
             y = self.a_T * x + np.sqrt(self.var_T) * rng.standard_normal(x.shape)
             log_accept = self.log_noise_ratio(y) - log_M
             if log_accept.max() > 0:
                 raise HJSolveError("exact: rejection bound violated; please report this case")
-            keep = np.log(rng.random(m)) < log_accept
-            xs.append(x[keep])
-            ys.append(y[keep])
-            proposed += m
-            self._check_budget(proposed, xs)
-        accepted = sum(len(x) for x in xs)
-        theory = np.exp(self.summary["log_normalizer"] - logsumexp(log_w) - log_M) if "log_normalizer" in self.summary else None
-        stats = {"sampler": "tilted_mixture", "exact": True, "acceptance_rate": accepted / proposed,
-                 "acceptance_rate_theory": theory}
-        return np.concatenate(xs)[:n], np.concatenate(ys)[:n], stats
+            return x, y, log_accept
 
-    def _sample_rejection(self, n, rng):
-        """Exact von Neumann rejection from p_pre with acceptance exp(r_eff - sup r_eff) (Lemma 3.1)."""
+        return propose, logsumexp(log_w) + log_M
+
+    def _pretrained_proposal(self):
+        """von Neumann rejection from p_pre with acceptance exp(r_eff - sup r_eff) (after Lemma 3.1)."""
         sup = self.problem.divergence.effective_bounds(self.problem.reward)[1]
-        xs, ys, proposed = [], [], 0
-        while sum(len(x) for x in xs) < n:
-            m = max(4 * n, 10_000)
+
+        def propose(m, rng):
             x, y = self.sample_pretrained(m, rng)
-            keep = np.log(rng.random(m)) < self.problem.effective_reward(x) - sup
-            xs.append(x[keep])
-            ys.append(y[keep])
-            proposed += m
-            if proposed >= self.options["max_proposals"] and sum(len(v) for v in xs) < n:
-                warnings.warn(f"exact: rejection acceptance {sum(len(v) for v in xs) / proposed:.2e} too low; "
-                              "falling back to importance resampling", HJSolveWarning, stacklevel=3)
-                return self._sample_resampling(n, rng)
-        accepted = sum(len(x) for x in xs)
-        theory = float(np.exp(self.summary["log_normalizer"] - sup)) if "log_normalizer" in self.summary else None
-        stats = {"sampler": "rejection", "exact": True, "acceptance_rate": accepted / proposed,
-                 "acceptance_rate_theory": theory}
-        return np.concatenate(xs)[:n], np.concatenate(ys)[:n], stats
+            return x, y, self.problem.effective_reward(x) - sup
+
+        return propose
 
     def _sample_resampling(self, n, rng):
         """Approximate: self-normalised importance resampling of p_pre by exp(r_eff)."""
@@ -357,10 +367,6 @@ class ExactSolution(Solution):
         idx = rng.choice(m, size=n, p=w)
         stats = {"sampler": "importance_resampling", "exact": False, "ess": ess, "proposals": m}
         return x[idx], y[idx], stats
-
-    def _check_budget(self, proposed, accepted_parts):
-        if proposed >= self.options["max_proposals"] and sum(len(v) for v in accepted_parts) == 0:
-            raise HJSolveError(f"exact: no sample accepted in {proposed} proposals")
 
     # ----- summary ---------------------------------------------------------------------
     def compute_summary(self):
