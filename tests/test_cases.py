@@ -114,7 +114,9 @@ def test_value_and_control_are_finite(path, solved):
     d = case.problem.dimension
     lo, hi = solution.plot_box()
     y = lo + (hi - lo) * np.linspace(0.0, 1.0, 7)[:, None] * np.ones(d)
-    for t in (0.0, 0.5 * case.problem.sde.T, case.problem.sde.T):
+    sde = case.problem.sde
+    times = (0, sde.steps // 2, sde.steps - 1) if case.problem.is_discrete else (0.0, 0.5 * sde.T, sde.T)
+    for t in times:
         assert np.all(np.isfinite(solution.value(t, y)))
         control = solution.control(t, y)
         assert control.shape == (7, d) and np.all(np.isfinite(control))

@@ -14,7 +14,7 @@ METHODS = {
     "grid": None,
     "fipy": None,
     "particle": None,
-    "pift": None,
+    "pift": "hjsolve.solvers.pift",
     "neural": None,
 }
 

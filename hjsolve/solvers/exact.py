@@ -410,6 +410,10 @@ class ExactSolution(Solution):
 
     @classmethod
     def from_state(cls, case, summary, state):
+        if case.problem.is_discrete:
+            from .ddpm_lq import DDPMLQSolution
+
+            return DDPMLQSolution.from_state(case, summary, state)
         return cls(case, summary=summary, options=summary.get("options"))
 
 
@@ -418,6 +422,10 @@ SOLUTION = ExactSolution
 
 def solve(case, options):
     """Build the exact solution of ``case`` and its summary."""
+    if case.problem.is_discrete:
+        from .ddpm_lq import solve as solve_lq
+
+        return solve_lq(case, options)
     solution = ExactSolution(case, options=options).compute_summary()
     solution.summary["options"] = dict(options)
     return solution
