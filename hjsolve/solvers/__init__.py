@@ -13,7 +13,7 @@ METHODS = {
     "exact": "hjsolve.solvers.exact",
     "grid": None,
     "fipy": None,
-    "particle": None,
+    "particle": "hjsolve.solvers.particle",
     "pift": "hjsolve.solvers.pift",
     "neural": None,
 }
