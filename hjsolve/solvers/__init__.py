@@ -15,7 +15,7 @@ METHODS = {
     "fipy": None,
     "particle": "hjsolve.solvers.particle",
     "pift": "hjsolve.solvers.pift",
-    "neural": None,
+    "neural": "hjsolve.solvers.neural",
 }
 
 
