@@ -17,16 +17,17 @@ import numpy as np
 from .divergence import DIVERGENCES, make_divergence
 from .errors import CaseError, DomainError
 from .mixture import GaussianMixture
+from .pretrained import PythonScore
 from .problem import Problem
 from .rewards import REWARD_KINDS, import_callable
 from .sde import CONTINUOUS_KINDS, DDPM
-from .solvers import METHODS as _SOLVER_MODULES
+from .solvers import METHODS as _SOLVER_MODULES, solver_options_spec
 
 METHODS = tuple(_SOLVER_MODULES)
 
 DICT_SOURCE = "<dict>"
 TOP_KEYS = ("title", "sde", "pretrained", "reward", "finetune", "solver", "output")
-PRETRAINED_KINDS = ("gaussian_mixture",)
+PRETRAINED_KINDS = ("gaussian_mixture", "python")
 SYMMETRY_RTOL = 1e-12
 
 
@@ -97,7 +98,7 @@ def case_from_dict(data, source=DICT_SOURCE, base_dir=None):
     top.reject_unknown(TOP_KEYS)
     title = top.take("title", Text(_stem(source)))
     sde, sde_raw = _read_sde(top.section("sde"))
-    pretrained, pretrained_raw = _read_pretrained(top.section("pretrained"))
+    pretrained, pretrained_raw = _read_pretrained(top.section("pretrained"), sde, base_dir)
     reward, reward_raw = _read_reward(top.section("reward"), pretrained.dimension, base_dir)
     divergence, finetune_raw = _read_finetune(top.section("finetune"), sde, reward, pretrained)
     method, solver_options, solver_raw = _read_solver(top.section("solver", required=False))
@@ -346,9 +347,11 @@ def _read_sde(table):
     return SDE_CLASSES[kind](**params), {"kind": kind, **params}
 
 
-def _read_pretrained(table):
-    """The `GaussianMixture` of ``[pretrained]`` and its normalised dict."""
+def _read_pretrained(table, sde, base_dir):
+    """The pretrained model of ``[pretrained]`` and its normalised dict."""
     kind = table.take("kind", Text(choices=PRETRAINED_KINDS))
+    if kind == "python":
+        return _read_python_pretrained(table, sde, base_dir)
     table.reject_unknown(("kind", "weights", "means", "covs", "stds"), f" for pretrained.kind '{kind}'")
     weights = table.parse("weights", _weights, table.value("weights"))
     means = table.parse("means", _means, table.value("means"), len(weights))
@@ -364,6 +367,24 @@ def _read_pretrained(table):
                                   "pretrained.weights")
         covs = np.asarray(raw["stds"])[:, None, None] ** 2 * np.eye(len(means[0]))
     return GaussianMixture(weights, means, covs), raw
+
+
+PYTHON_PRETRAINED_FIELDS = {"score": Text(), "dimension": Number(integer=True, ge=1)}
+
+
+def _read_python_pretrained(table, sde, base_dir):
+    """A `PythonScore` (``score = "module:callable"`` taking (s, x)) and its normalised dict."""
+    table.reject_unknown(("kind", *PYTHON_PRETRAINED_FIELDS), " for pretrained.kind 'python'")
+    params = table.take_all(PYTHON_PRETRAINED_FIELDS)
+    if isinstance(sde, DDPM):
+        raise table.error("kind", "pretrained.kind 'python' needs a continuous sde (vp, ve or ou)")
+    try:
+        model = PythonScore(params["score"], params["dimension"], sde, search_dir=base_dir)
+    except Exception as exc:  # user code: any failure while importing is the user's to fix
+        raise table.error("score", f"cannot import {params['score']!r}: {type(exc).__name__}: {exc}") from None
+    if not callable(model._function):
+        raise table.error("score", f"{params['score']!r} is not callable")
+    return model, {"kind": "python", **params}
 
 
 def _weights(value):
@@ -499,32 +520,19 @@ def _read_solver(table):
     """(method, {method: options}, normalised dict) of ``[solver]`` and its sub-tables."""
     method = table.take("method", Text("exact", choices=METHODS))
     table.reject_unknown(("method", *METHODS))
-    spec_of = _options_spec_lookup()
-    if spec_of is not None and _options_spec(table, spec_of, method, "method") is None:
-        raise table.error("method", f"method '{method}' is not implemented yet")
+    _options_spec(table, method, "method")
     options = {}
     for name in METHODS:
         if name in table.data:
-            sub = table.section(name)
-            spec = _options_spec(table, spec_of, name, name) if spec_of is not None else None
-            options[name] = _read_options(sub, spec) if spec is not None else dict(sub.data)
+            options[name] = _read_options(table.section(name), _options_spec(table, name, name))
     return method, options, {"method": method, **copy.deepcopy(options)}
 
 
-def _options_spec_lookup():
-    """``solvers.solver_options_spec`` if the solvers package provides it yet, else None."""
+def _options_spec(table, method, key):
+    """{option: type} of ``method``; a solver that cannot be imported (a missing extra) is a
+    CaseError naming ``solver.<key>``."""
     try:
-        from .solvers import solver_options_spec
-    except (ImportError, AttributeError):
-        return None
-    return solver_options_spec
-
-
-def _options_spec(table, spec_of, method, key):
-    """{option: type} of ``method`` (None if not implemented); a solver that cannot be imported
-    is a CaseError naming ``solver.<key>``."""
-    try:
-        return spec_of(method)
+        return solver_options_spec(method)
     except ImportError as exc:
         raise table.error(key, f"method '{method}' is unavailable: {exc}") from None
 

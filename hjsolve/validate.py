@@ -1,12 +1,26 @@
 """``hjsolve validate``: check solvers on one case, as a table.
 
 The exact solution is checked against an independent brute-force Monte Carlo estimate from
-the pretrained sampler: log C = log E_pre[exp(r_eff)] and E_pre r. Every other method will be
-compared with the exact solution; until a method exists its row says so.
+the pretrained sampler: log C = log E_pre[exp(r_eff)] and E_pre r. Every other implemented
+method is compared with a reference through the `Solution` API only: the exact solution, or,
+where exact does not apply (a pretrained model without closed form), the grid solution.
+
+Columns of a comparison row (paper 000, Section 3):
+``max |Δv|``    max |v_m - v_ref| over query points drawn from Q*_t (3.21) at t = k T/4;
+``u* L2``       relative L2 error of u* over the same points: sqrt(Σ|Δu|² / Σ|u_ref|²), i.e.
+                weighted by Q*_t (the points are samples of Q*_t);
+``|Δ log C|``   from the summaries' log_normalizer;
+``TV``          TV(p_m, p_ref) of the terminal law: ½ E_ref|1 - p_m/p_ref| over reference
+                samples when both have a terminal density, else a histogram estimate (d ≤ 2)
+                from the method's own samples.
+Query points: Euler–Maruyama of the controlled SDE (3.9) with the reference control from the
+reference ν* (`QUERY_PATHS` paths, `QUERY_STEPS` steps), or for ddpm standard normal points.
 """
+import warnings
+
 import numpy as np
 
-from .errors import NotApplicableError
+from .errors import HJSolveError, HJSolveWarning, NotApplicableError
 from .progress import progress
 from .solvers import METHODS, solve
 
@@ -15,28 +29,138 @@ MC_SAMPLES = 200_000
 MC_SEED = 0
 #: |z| below which the exact log C agrees with the Monte Carlo estimate.
 Z_TOLERANCE = 4.0
-PLANNED = "not implemented yet (will be compared: max |Δv|, weighted L2 of u*, |Δ log C|, TV of the terminal law, time)"
 ROW_KEYS = ("method", "status", "log_normalizer", "log_normalizer_mc", "stderr", "z",
-            "reward_pretrained", "reward_pretrained_mc", "wall_time_s")
+            "reward_pretrained", "reward_pretrained_mc", "max_value_error", "control_l2_error",
+            "log_normalizer_error", "tv_terminal", "wall_time_s")
 COLUMNS = (  # (row key, header)
     ("method", "method"), ("log_normalizer", "log C"), ("log_normalizer_mc", "log C (MC)"),
     ("stderr", "MC stderr"), ("z", "z"), ("reward_pretrained", "E_pre r"),
-    ("reward_pretrained_mc", "E_pre r (MC)"), ("wall_time_s", "time [s]"), ("status", "status"),
+    ("reward_pretrained_mc", "E_pre r (MC)"), ("max_value_error", "max |Δv|"),
+    ("control_l2_error", "u* L2"), ("log_normalizer_error", "|Δ log C|"), ("tv_terminal", "TV"),
+    ("wall_time_s", "time [s]"), ("status", "status"),
 )
+#: Paths and Euler–Maruyama steps of the reference controlled SDE that draws the query points.
+QUERY_PATHS = 1000
+QUERY_STEPS = 200
+QUERY_SEED = 1
+#: Reference samples of the terminal law for the TV column.
+TV_SAMPLES = 4000
 
 
 def validate_case(case, methods=None):
     """One row (a dict with `ROW_KEYS`) per method of ``methods`` (default: every method in METHODS)."""
     methods = list(METHODS) if methods is None else list(methods)
-    return [_validate(case, method) for method in progress(methods, desc="validate")]
+    reference = _Reference(case)
+    return [_validate(case, method, reference) for method in progress(methods, desc="validate")]
 
 
-def _validate(case, method):
-    if METHODS.get(method) is None:
-        return _row(method, PLANNED)
+def _validate(case, method, reference):
     if method == "exact":
         return validate_exact(case)
-    return _row(method, "comparison with the exact solution " + PLANNED)
+    return compare_method(case, method, reference)
+
+
+class _Reference:
+    """The reference solution (exact, else grid) and its query points, computed on first use."""
+
+    def __init__(self, case):
+        self.case = case
+        self._solution = self._name = self._queries = None
+
+    def solution(self):
+        if self._solution is None:
+            for name in ("exact", "grid"):
+                try:
+                    self._solution, self._name = solve(self.case, name), name
+                    break
+                except NotApplicableError:
+                    continue
+            else:
+                raise NotApplicableError("no reference solution (exact or grid) applies to this case")
+        return self._solution, self._name
+
+    def queries(self):
+        """[(t, points (n, d))] at which values and controls are compared."""
+        if self._queries is None:
+            self._queries = query_points(self.solution()[0])
+        return self._queries
+
+
+def query_points(reference, n=QUERY_PATHS, steps=QUERY_STEPS, seed=QUERY_SEED):
+    """[(t, y)]: samples of Q*_t at t = k T/4 (3.21) from the controlled SDE (3.9) under the
+    reference's own control and ν*; for ddpm, standard normal points at steps 0, N/2, N-1."""
+    problem = reference.problem
+    d = problem.dimension
+    rng = np.random.default_rng(seed)
+    if problem.is_discrete:
+        N = problem.sde.steps
+        return [(t, rng.standard_normal((n, d))) for t in sorted({0, N // 2, N - 1})]
+    T = float(problem.sde.T)
+    y = reference.sample_initial(n, seed=seed)
+    out, dt = [(0.0, y.copy())], T / steps
+    marks = {int(round(k * steps / 4)) for k in range(1, 5)}
+    for k in range(steps):
+        t = k * dt
+        sigma2 = float(problem.sde.sampler_sigma2(t))
+        _, u = reference.value_and_control(t, y)
+        y = y + (problem.sampler_drift(t, y) + u) * dt + np.sqrt(sigma2 * dt) * rng.standard_normal(y.shape)
+        if k + 1 in marks:
+            out.append(((k + 1) * dt if k + 1 < steps else T, y.copy()))
+    return out
+
+
+def compare_method(case, method, reference):
+    """A row comparing ``method`` with the reference through the `Solution` API."""
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", HJSolveWarning)
+            solution = solve(case, method)
+        ref, ref_name = reference.solution()
+        queries = reference.queries()
+    except NotApplicableError as exc:
+        return _row(method, f"not applicable: {exc}")
+    except HJSolveError as exc:
+        return _row(method, f"failed: {exc}")
+    if method == ref_name:
+        return _row(method, "reference (exact does not apply)", log_normalizer=solution.summary["log_normalizer"],
+                    wall_time_s=solution.summary["wall_time_s"])
+    worst, num, den = 0.0, 0.0, 0.0
+    for t, y in queries:
+        v_m, u_m = solution.value_and_control(t, y)
+        v_r, u_r = ref.value_and_control(t, y)
+        worst = max(worst, float(np.max(np.abs(v_m - v_r))))
+        num += float(np.sum((u_m - u_r) ** 2))
+        den += float(np.sum(u_r**2))
+    log_C_error = abs(solution.summary["log_normalizer"] - ref.summary["log_normalizer"])
+    tv = terminal_tv(solution, ref)
+    notes = [f"vs {ref_name}"] + [str(w.message).split(";")[0] for w in caught]
+    return _row(method, "ok: " + "; ".join(notes), log_normalizer=solution.summary["log_normalizer"],
+                reward_pretrained=solution.summary.get("reward_pretrained"), max_value_error=worst,
+                control_l2_error=float(np.sqrt(num / den)) if den > 0 else None,
+                log_normalizer_error=log_C_error, tv_terminal=tv, wall_time_s=solution.summary["wall_time_s"])
+
+
+def terminal_tv(solution, reference, n=TV_SAMPLES, seed=2):
+    """TV(p_m, p_ref) of the terminal laws: ½ E_ref|1 - p_m/p_ref| when both have densities,
+    else a histogram estimate from samples (d ≤ 2; None beyond)."""
+    try:
+        x = reference.sample(n, seed=seed)
+        log_ratio = solution.terminal_log_density(x) - reference.terminal_log_density(x)
+        return float(0.5 * np.mean(np.abs(-np.expm1(np.minimum(log_ratio, 700.0)))))
+    except (HJSolveError, NotImplementedError, AttributeError):
+        pass
+    d = reference.problem.dimension
+    if d > 2:
+        return None
+    try:
+        a, b = solution.sample(n, seed=seed), reference.sample(n, seed=seed + 1)
+    except (HJSolveError, NotImplementedError):
+        return None
+    both = np.concatenate([a, b])
+    edges = [np.linspace(lo, hi, 41 if d == 1 else 21) for lo, hi in zip(both.min(0), both.max(0))]
+    ha = np.histogramdd(a, bins=edges)[0] / n
+    hb = np.histogramdd(b, bins=edges)[0] / n
+    return float(0.5 * np.abs(ha - hb).sum())
 
 
 def validate_exact(case, n=MC_SAMPLES, seed=MC_SEED):

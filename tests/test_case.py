@@ -178,11 +178,11 @@ def test_ddpm_alpha_list_gives_per_step_kl_weights(tmp_path):
     np.testing.assert_allclose(scalar.kl_weights, [0.5] * 4)
 
 
-def test_solver_options_are_typed_by_the_solver_spec(tmp_path, options_spec):
-    data = bimodal(solver={"method": "grid", "grid": {"points": 201, "cfl": 1, "upwind": True}})
+def test_solver_options_are_typed_by_the_solver_spec(tmp_path):
+    data = bimodal(solver={"method": "grid", "grid": {"points": 201, "noise_width": 5, "domain": [[-4, 4]]}})
     case = load_case(write_case(tmp_path, data))
-    assert case.options() == {"points": 201, "cfl": 1.0, "upwind": True}
-    assert isinstance(case.options()["cfl"], float)
+    assert case.options() == {"points": 201, "noise_width": 5.0, "domain": [[-4, 4]]}
+    assert isinstance(case.options()["noise_width"], float)
     assert case.options("particle") == {}
     assert case.solver_options == {"grid": case.options()}
 
@@ -191,20 +191,13 @@ def test_solver_options_are_typed_by_the_solver_spec(tmp_path, options_spec):
     ({"pointz": 3}, "solver.grid.pointz"),
     ({"points": 2.5}, "solver.grid.points"),
     ({"points": True}, "solver.grid.points"),
-    ({"cfl": "fast"}, "solver.grid.cfl"),
+    ({"noise_width": "wide"}, "solver.grid.noise_width"),
 ])
-def test_solver_option_errors_name_the_option(tmp_path, options_spec, options, key):
+def test_solver_option_errors_name_the_option(tmp_path, options, key):
     path = write_case(tmp_path, bimodal(solver={"method": "grid", "grid": options}))
     with pytest.raises(CaseError) as excinfo:
         load_case(path)
     assert_case_error(excinfo, path, key)
-
-
-def test_method_not_implemented_yet_is_an_error(tmp_path, options_spec):
-    path = write_case(tmp_path, bimodal(solver={"method": "neural"}))
-    with pytest.raises(CaseError) as excinfo:
-        load_case(path)
-    assert_case_error(excinfo, path, "solver.method", "not implemented yet")
 
 
 # --------------------------------------------------------------------------- one test per error class
@@ -423,11 +416,3 @@ def forget_module():
         sys.modules.pop(name, None)
 
 
-@pytest.fixture
-def options_spec(monkeypatch):
-    """A stand-in `solvers.solver_options_spec`: grid has options, neural is not implemented."""
-    import hjsolve.solvers
-
-    specs = {"exact": {}, "grid": {"points": int, "cfl": float, "upwind": bool}, "particle": {"n_paths": int}}
-    monkeypatch.setattr(hjsolve.solvers, "solver_options_spec", specs.get, raising=False)
-    return specs

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import hjsolve
+from hjsolve.errors import NotApplicableError
 from hjsolve.solution import SUMMARY_KEYS
 
 CASES_DIR = Path(__file__).resolve().parent.parent / "cases"
@@ -38,7 +39,12 @@ def solved():
     def get(path):
         if path not in cache:
             case = hjsolve.load_case(path)
-            cache[path] = (case, hjsolve.solve(case, method="exact"))
+            try:
+                cache[path] = (case, hjsolve.solve(case, method="exact"))
+            except NotApplicableError:
+                cache[path] = None
+        if cache[path] is None:
+            pytest.skip(f"{path.name}: exact does not apply (grid is its ground truth; see test_pretrained_python)")
         return cache[path]
 
     return get

@@ -92,7 +92,6 @@ BAD_INPUTS = {  # id: (edit of CASE_1D: (old, new), () or MISSING; extra argumen
     "missing_file": (MISSING, [], "<file>"),
     "set_without_equals": ((), ["--set", "finetune.alpha"], "--set"),
     "unknown_method": ((), ["--method", "newton"], "--method"),
-    "method_not_implemented": ((), ["--method", "grid"], "--method"),
 }
 
 
@@ -185,11 +184,17 @@ def test_keyboard_interrupt_exits_130(tmp_path, monkeypatch, capsys):
 
 
 def test_validate_prints_table(tmp_path, capsys):
-    assert main(["validate", str(write_case(tmp_path)), "--set", "finetune.alpha=1.0"]) == 0
-    table = capsys.readouterr().out
-    assert "exact" in table and "not implemented" in table
-    for method in hjsolve.solvers.METHODS:
-        assert method in table
+    case = str(write_case(tmp_path))
+    assert main(["validate", case, "--set", "finetune.alpha=1.0", "--methods", "exact, pift"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines[2:]] == ["exact", "pift"]
+    assert "not applicable" in lines[3]
+
+
+def test_validate_rejects_unknown_methods(tmp_path, capsys):
+    assert main(["validate", str(write_case(tmp_path)), "--methods", "exact,newton"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "newton" in err and "--methods" in err
 
 
 def test_figures_calls_regenerate(tmp_path, monkeypatch, capsys):

@@ -8,11 +8,11 @@ import time
 
 from ..errors import HJSolveError
 
-#: Every method the design names; a module path, or None while it is not built yet.
+#: Every method the design names, with the module that implements it.
 METHODS = {
     "exact": "hjsolve.solvers.exact",
-    "grid": None,
-    "fipy": None,
+    "grid": "hjsolve.solvers.grid",
+    "fipy": "hjsolve.solvers.fipy_solver",
     "particle": "hjsolve.solvers.particle",
     "pift": "hjsolve.solvers.pift",
     "neural": "hjsolve.solvers.neural",
@@ -22,21 +22,11 @@ METHODS = {
 def _module(method):
     if method not in METHODS:
         raise HJSolveError(f"unknown method '{method}' (expected one of {', '.join(METHODS)})")
-    path = METHODS[method]
-    if path is None:
-        raise HJSolveError(f"method '{method}' is not implemented yet")
-    return importlib.import_module(path)
-
-
-def available_methods():
-    """Methods that are implemented."""
-    return [m for m, path in METHODS.items() if path is not None]
+    return importlib.import_module(METHODS[method])
 
 
 def solver_options_spec(method):
-    """{option: type} for ``method``, or None if the method is not implemented yet."""
-    if METHODS.get(method) is None:
-        return None
+    """{option: type} for ``method``."""
     return {name: kind for name, (kind, _) in _module(method).OPTIONS.items()}
 
 

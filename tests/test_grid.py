@@ -1,0 +1,134 @@
+"""Grid solver (Numba finite differences) against the exact solver: accuracy targets at the
+default settings, both ways of computing log C, convergence orders, large r/α, the boundary
+leak warning, sampling (two-sample test against exact samples) and persistence."""
+import numpy as np
+import pytest
+from scipy import stats
+
+import hjsolve
+from conftest import make_case
+from grid_helpers import grid_errors
+from hjsolve.errors import HJSolveWarning, NotApplicableError
+from hjsolve.solvers import solve
+
+
+def _check_targets(case, log_h_tol, control_tol, log_C_tol=1e-3, **options):
+    exact = solve(case, "exact")
+    grid = solve(case, "grid", **options)
+    worst, control = grid_errors(grid, exact)
+    s, log_C = grid.summary, exact.summary["log_normalizer"]
+    assert worst <= log_h_tol, worst
+    assert control <= control_tol, control
+    assert abs(s["log_normalizer_backward"] - log_C) <= log_C_tol
+    assert abs(s["log_normalizer_forward"] - log_C) <= log_C_tol
+    return grid, exact
+
+
+@pytest.mark.parametrize("sde", [{"kind": "vp", "T": 1.0}, {"kind": "ve", "T": 1.0}, {"kind": "ou", "T": 2.0}])
+def test_1d_targets_at_default_settings(sde):
+    grid, exact = _check_targets(make_case(sde=sde), 1e-3, 1e-2)
+    s = grid.summary
+    # The forward pass is the discrete adjoint of the backward pass: Σ h(t) m(t) is conserved.
+    assert abs(s["log_normalizer_difference"]) < 1e-10
+    for key in ("reward_pretrained", "reward_finetuned", "kl_finetuned_pretrained"):
+        assert s[key] == pytest.approx(exact.summary[key], abs=2e-3), key
+    assert s["boundary_mass"] < 1e-6 and s["mass_error"] < 1e-10
+
+
+def test_large_reward_over_alpha():
+    """α = 0.02: r/α reaches -800 over the left mode and ≈ -1200 at the box edge."""
+    case = hjsolve.load_case("cases/large_reward_1d.toml")
+    grid, _ = _check_targets(case, 1e-3, 1e-2)
+    assert np.all(np.isfinite(grid.log_h_levels))
+    y = np.array([[-2.0], [0.0], [2.0]])
+    assert np.all(np.isfinite(grid.value(0.5, y))) and np.all(np.isfinite(grid.control(0.5, y)))
+
+
+@pytest.mark.slow
+def test_2d_targets_at_default_settings():
+    _check_targets(hjsolve.load_case("cases/linear_2d_ve.toml"), 1e-3, 1e-2)
+
+
+@pytest.mark.slow
+def test_3d_targets_at_default_settings():
+    # Measured at the defaults (81^3, 120 steps): |Δ log h| 6.6e-3, u* 2.1e-3, |Δ log C| 1.3e-3.
+    _check_targets(hjsolve.load_case("cases/quadratic_3d_ou.toml"), 1e-2, 3e-2, log_C_tol=2e-3)
+
+
+def _log_h_error(grid, exact):
+    tg, out = grid.time_grid, 0.0
+    y = np.linspace(-3.0, 3.0, 61)[:, None]
+    for level in (0, tg.levels // 2, tg.levels - 1):
+        t = tg.level_times[level]
+        out = max(out, float(np.max(np.abs(exact.log_h(t, y) - grid.log_h(t, y)))))
+    return out
+
+
+@pytest.fixture(scope="module")
+def ou_case():
+    case = make_case(sde={"kind": "ou", "T": 1.0})
+    return case, solve(case, "exact")
+
+
+@pytest.mark.slow
+def test_convergence_order_in_space(ou_case):
+    """Crank–Nicolson with fitted central differences: second order in Δz (fine Δt)."""
+    case, exact = ou_case
+    steps = np.array([100, 200, 400])
+    errors = [_log_h_error(solve(case, "grid", points=int(n) + 1, time_steps=600), exact) for n in steps]
+    order = -np.polyfit(np.log(steps), np.log(errors), 1)[0]
+    assert abs(order - 2.0) <= 0.3, (errors, order)
+
+
+def test_convergence_order_in_time(ou_case):
+    """Strang splitting of Crank–Nicolson steps: second order in Δt (fine grid)."""
+    case, exact = ou_case
+    steps = np.array([20, 40, 80])
+    errors = [_log_h_error(solve(case, "grid", points=1601, time_steps=int(n)), exact) for n in steps]
+    order = -np.polyfit(np.log(steps), np.log(errors), 1)[0]
+    assert abs(order - 2.0) <= 0.3, (errors, order)
+
+
+def test_boundary_leak_warning():
+    with pytest.warns(HJSolveWarning, match="reaches the boundary"):
+        grid = solve(make_case(), "grid", points=201, time_steps=50, domain=[[-2.5, 2.5]], noise_width=2.0)
+    assert grid.summary["boundary_mass"] > 1e-6
+
+
+@pytest.mark.slow
+def test_samples_pass_two_sample_test_against_exact():
+    case = make_case()
+    exact = solve(case, "exact")
+    grid = solve(case, "grid", points=401, time_steps=200, sample_steps=400)
+    ours = grid.sample(3000, seed=1)[:, 0]
+    truth = exact.sample(3000, seed=2)[:, 0]
+    assert stats.ks_2samp(ours, truth).pvalue > 0.01
+    nu = grid.sample_initial(3000, seed=3)[:, 0]
+    assert stats.ks_2samp(nu, exact.sample_initial(3000, seed=4)[:, 0]).pvalue > 0.01
+    y = np.linspace(0.5, 3.5, 13)[:, None]
+    assert np.max(np.abs(grid.terminal_log_density(y) - exact.terminal_log_density(y))) < 1e-2
+
+
+def test_save_and_load_round_trip(tmp_path):
+    grid = solve(make_case(), "grid", points=201, time_steps=50)
+    grid.save(tmp_path)
+    back = hjsolve.load(tmp_path)
+    y = np.array([[-1.0], [0.3], [2.0]])
+    assert np.array_equal(back.value(0.4, y), grid.value(0.4, y))
+    assert back.summary["log_normalizer"] == grid.summary["log_normalizer"]
+
+
+def test_not_applicable():
+    with pytest.raises(NotApplicableError, match="ddpm"):
+        solve(make_case(sde={"kind": "ddpm", "steps": 10}), "grid")
+
+
+@pytest.mark.slow
+def test_figure_data_grid_beats_fipy():
+    from hjsolve.figures.grid import grid_comparison_data
+
+    data = grid_comparison_data()
+    grid_err = np.max(np.abs(data["value"][1] - data["value"][0]))
+    fipy_err = np.max(np.abs(data["value"][2] - data["value"][0]))
+    assert grid_err < 5e-3 and fipy_err > 10 * grid_err, (grid_err, fipy_err)
+    assert abs(data["log_normalizer"][1] - data["log_normalizer"][0]) < 1e-4
