@@ -16,6 +16,8 @@ import numpy as np
 
 from .divergence import DIVERGENCES, make_divergence
 from .errors import CaseError, DomainError
+from .latent import options as latent_options
+from .latent.spec import BUNDLED_REWARDS, SCHEDULERS, DiffusersModel, ImageRewardSpec, SpecError, resolve_model
 from .mixture import GaussianMixture
 from .pretrained import PythonScore
 from .problem import Problem
@@ -27,7 +29,7 @@ METHODS = tuple(_SOLVER_MODULES)
 
 DICT_SOURCE = "<dict>"
 TOP_KEYS = ("title", "sde", "pretrained", "reward", "finetune", "solver", "output")
-PRETRAINED_KINDS = ("gaussian_mixture", "python")
+PRETRAINED_KINDS = ("gaussian_mixture", "python", "diffusers")
 SYMMETRY_RTOL = 1e-12
 
 
@@ -99,7 +101,10 @@ def case_from_dict(data, source=DICT_SOURCE, base_dir=None):
     title = top.take("title", Text(_stem(source)))
     sde, sde_raw = _read_sde(top.section("sde"))
     pretrained, pretrained_raw = _read_pretrained(top.section("pretrained"), sde, base_dir)
-    reward, reward_raw = _read_reward(top.section("reward"), pretrained.dimension, base_dir)
+    _check_latent_sections(top, pretrained)
+    if pretrained.kind == "diffusers":  # the betas are the model's: keep only the sampler steps
+        sde_raw = {"kind": "ddpm", "steps": sde.steps}
+    reward, reward_raw = _read_reward(top.section("reward"), pretrained, base_dir)
     divergence, finetune_raw = _read_finetune(top.section("finetune"), sde, reward, pretrained)
     method, solver_options, solver_raw = _read_solver(top.section("solver", required=False))
     output_dir = _read_output(top.section("output", required=False), source)
@@ -246,6 +251,19 @@ class Vector:
         return _number_list(value, Number(), self.length, f"d = {self.length} from pretrained.means")
 
 
+@dataclass(frozen=True)
+class RGB:
+    """A colour: three numbers r, g, b in [0, 1]."""
+
+    default: object = REQUIRED
+
+    def parse(self, value):
+        rgb = _number_list(value, Number(ge=0), 3, "(r, g, b)")
+        if max(rgb) > 1:
+            raise _Invalid(f"expected r, g, b in [0, 1], got {_show(value)}")
+        return rgb
+
+
 def _number_list(value, item, length=None, length_of=None):
     """``value`` as a list of floats, each checked by the `Number` ``item``; optionally of ``length``."""
     if not isinstance(value, (list, tuple)):
@@ -352,6 +370,8 @@ def _read_pretrained(table, sde, base_dir):
     kind = table.take("kind", Text(choices=PRETRAINED_KINDS))
     if kind == "python":
         return _read_python_pretrained(table, sde, base_dir)
+    if kind == "diffusers":
+        return _read_diffusers_pretrained(table, sde, base_dir)
     table.reject_unknown(("kind", "weights", "means", "covs", "stds"), f" for pretrained.kind '{kind}'")
     weights = table.parse("weights", _weights, table.value("weights"))
     means = table.parse("means", _means, table.value("means"), len(weights))
@@ -385,6 +405,72 @@ def _read_python_pretrained(table, sde, base_dir):
     if not callable(model._function):
         raise table.error("score", f"{params['score']!r} is not callable")
     return model, {"kind": "python", **params}
+
+
+DIFFUSERS_FIELDS = {"model": Text(), "scheduler": Text("ddpm", choices=SCHEDULERS), "guidance_scale": Number(1.0, ge=1),
+                    "negative_prompt": Text(""), "height": Number(None, integer=True, ge=1),
+                    "width": Number(None, integer=True, ge=1)}
+
+
+def _read_diffusers_pretrained(table, sde, base_dir):
+    """A `DiffusersModel` (a local Stable Diffusion folder, prompts, scheduler, guidance) and its dict."""
+    table.reject_unknown(("kind", "prompts", *DIFFUSERS_FIELDS), " for pretrained.kind 'diffusers'")
+    if not isinstance(sde, DDPM):
+        raise table.error("kind", "pretrained.kind 'diffusers' needs sde.kind = 'ddpm' (its steps are the sampler steps)")
+    params = table.take_all(DIFFUSERS_FIELDS)
+    params["prompts"] = table.parse("prompts", _prompts, table.value("prompts"))
+    try:
+        path = resolve_model(params["model"], base_dir)
+    except SpecError as exc:
+        raise table.error("model", str(exc)) from None
+    try:
+        model = DiffusersModel(path=path, **params)
+    except SpecError as exc:
+        blamed = next((k for k in ("height", "width") if str(exc).startswith(k)), "model")
+        raise table.error(blamed, str(exc)) from None
+    return model, {"kind": "diffusers", **params}
+
+
+def _prompts(value):
+    """A non-empty list of strings."""
+    if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, str) for v in value):
+        raise _Invalid(f"expected a non-empty list of strings, got {_show(value)}")
+    return list(value)
+
+
+def _check_latent_sections(top, pretrained):
+    """Cross-section rules of a diffusers case (and the latent options only there), before any work."""
+    solver = top.data.get("solver", {})
+    neural = solver.get("neural", {}) if isinstance(solver, dict) else {}
+    neural = neural if isinstance(neural, dict) else {}
+    if pretrained.kind != "diffusers":
+        if "latent" in neural:
+            raise CaseError(top.source, "solver.neural.latent", "only for pretrained.kind 'diffusers'")
+        return
+    sde = top.data["sde"]
+    for key in ("beta_1", "beta_N"):
+        if key in sde:
+            raise CaseError(top.source, f"sde.{key}", "not used with pretrained.kind 'diffusers' (the betas come from the "
+                            "model's scheduler config); give only sde.steps")
+    finetune = top.data.get("finetune", {})
+    if isinstance(finetune, dict):
+        if finetune.get("divergence", "kl") != "kl":
+            raise CaseError(top.source, "finetune.divergence", "pretrained.kind 'diffusers' supports only 'kl'")
+        if isinstance(finetune.get("alpha"), (list, tuple)):
+            raise CaseError(top.source, "finetune.alpha", "give one number for pretrained.kind 'diffusers'")
+    method = solver.get("method", "exact") if isinstance(solver, dict) else None
+    if method != "neural":
+        raise CaseError(top.source, "solver.method", f"pretrained.kind 'diffusers' is solved by method 'neural' (got {method!r})")
+    for key in neural:
+        if key != "latent":
+            raise CaseError(top.source, f"solver.neural.{key}", "not used with pretrained.kind 'diffusers'; "
+                            "set the latent solver's options in [solver.neural.latent]")
+    table = _Table(top.source, "solver.neural", neural).section("latent", required=False)
+    spec = {name: kind for name, (kind, _) in latent_options.OPTIONS.items()}
+    merged = latent_options.defaults()
+    merged.update(_read_options(table, spec))
+    for key, reason in latent_options.problems(merged):
+        raise table.error(key, reason)
 
 
 def _weights(value):
@@ -458,10 +544,17 @@ def _reward_fields(dimension):
     }
 
 
-def _read_reward(table, dimension, base_dir):
+def _read_reward(table, pretrained, base_dir):
     """The reward of ``[reward]`` and its normalised dict."""
-    kind = table.take("kind", Text(choices=tuple(REWARD_KINDS)))
-    fields = _reward_fields(dimension)[kind]
+    kind = table.take("kind", Text(choices=(*REWARD_KINDS, "image")))
+    latent = pretrained.kind == "diffusers"
+    if latent != (kind == "image"):
+        reason = ("pretrained.kind 'diffusers' needs reward.kind = 'image' (a reward on decoded images)" if latent
+                  else "reward.kind 'image' needs pretrained.kind = 'diffusers'")
+        raise table.error("kind", reason)
+    if latent:
+        return _read_image_reward(table, base_dir)
+    fields = _reward_fields(pretrained.dimension)[kind]
     table.reject_unknown(("kind", *fields), f" for reward.kind '{kind}'")
     params = table.take_all(fields)
     extra = {}
@@ -469,6 +562,37 @@ def _read_reward(table, dimension, base_dir):
         _check_python_reward(table, params, base_dir)
         extra["search_dir"] = base_dir
     return REWARD_KINDS[kind](**params, **extra), {"kind": kind, **params}
+
+
+#: Parameters of the bundled image rewards (`hjsolve.latent.rewards`).
+IMAGE_REWARD_PARAMS = {
+    "brightness": {"scale": Number(1.0)},
+    "colour": {"target": RGB(), "scale": Number(1.0, gt=0)},
+    "smoothness": {"scale": Number(1.0, gt=0)},
+    "aesthetic": {"clip": Text(), "weights": Text()},
+    "imagereward": {"weights": Text(), "med_config": Text()},
+}
+
+
+def _read_image_reward(table, base_dir):
+    """An `ImageRewardSpec` (bundled name or ``module:callable`` with ``params``) and its dict."""
+    table.reject_unknown(("kind", "function", "params"), " for reward.kind 'image'")
+    function = table.take("function", Text())
+    params = table.section("params", required=False)
+    if function in BUNDLED_REWARDS:
+        fields = IMAGE_REWARD_PARAMS[function]
+        params.reject_unknown(tuple(fields), f" for reward.function '{function}'")
+        values = params.take_all(fields)
+        for name in ("clip", "weights", "med_config"):
+            if name in values and not Path(values[name]).expanduser().exists():
+                raise params.error(name, f"{values[name]!r} not found (reward.function '{function}' needs its weights "
+                                   "locally; hjsolve does not download them)")
+    elif ":" in function:
+        _check_python_reward(table, {"function": function}, base_dir)
+        values = copy.deepcopy(params.data)
+    else:
+        raise table.error("function", f"expected one of {', '.join(BUNDLED_REWARDS)} or 'module:callable' (got {function!r})")
+    return ImageRewardSpec(function, values, search_dir=base_dir), {"kind": "image", "function": function, "params": values}
 
 
 def _check_python_reward(table, params, base_dir):

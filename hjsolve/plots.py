@@ -30,8 +30,11 @@ def write_run_figures(solution, directory, table=None):
     """Write ``value.png``, ``control.png`` and ``terminal_law.png`` into ``directory``.
 
     ``table`` is ``solution.tabulate()`` if already computed. Returns the written paths;
-    each file is written atomically.
+    each file is written atomically. A solution with its own figures (``write_figures(directory)``,
+    e.g. the latent-space image grid) writes those instead.
     """
+    if hasattr(solution, "write_figures"):
+        return solution.write_figures(directory)
     directory = Path(directory)
     paths = []
     with progress(total=len(FIGURES) + 1, desc="figures") as bar:

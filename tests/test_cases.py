@@ -31,12 +31,23 @@ def _case_id(path):
     return path.stem
 
 
+def _is_latent(path):
+    """A Stable Diffusion case (pretrained.kind 'diffusers'): its weights are not bundled."""
+    return tomllib.loads(path.read_text(encoding="utf-8")).get("pretrained", {}).get("kind") == "diffusers"
+
+
+LATENT_SKIP = ("a Stable Diffusion case (pretrained.kind 'diffusers'): exact does not apply and the SD 1.5 weights "
+               "are not bundled; tests/test_latent_*.py run its solver on a tiny pipeline")
+
+
 @pytest.fixture(scope="module")
 def solved():
     """Cache: case file -> (case, exact solution), so each case is solved once per module."""
     cache = {}
 
     def get(path):
+        if _is_latent(path):
+            pytest.skip(f"{path.name}: {LATENT_SKIP}")
         if path not in cache:
             case = hjsolve.load_case(path)
             try:
@@ -130,7 +141,7 @@ def test_value_and_control_are_finite(path, solved):
 
 def test_bundled_cases_cover_every_feature():
     seen = {key: set() for key in REQUIRED_COVERAGE}
-    for path in CASE_FILES:
+    for path in (path for path in CASE_FILES if not _is_latent(path)):
         case = hjsolve.load_case(path)
         seen["sde"].add(case.raw["sde"]["kind"])
         seen["dimension"].add(case.problem.dimension)

@@ -31,12 +31,22 @@ import torch
 from .paths import simulate
 
 
+def relative_entropy_objective(r_eff, kl):
+    """(loss, stats) of the relative-entropy objective per unit α, shared by every model.
+
+    r_eff (n,): the effective reward of each path's end point (r/α for kl); kl (n,): each path's
+    control cost, ½∫|u/ς|² dt (3.12) in continuous time, Σ_t KL_t (paper 002, Lemma 2.5) for a
+    discrete chain. loss = -mean[r_eff - kl]; stats: ``kl`` = E kl, ``reward_eff`` = E r_eff.
+    """
+    loss = -(r_eff - kl).mean()
+    return loss, {"kl": float(kl.detach().mean()), "reward_eff": float(r_eff.detach().mean())}
+
+
 def relative_entropy_loss(coeffs, net, reward_eff, y0, noise, segments):
-    """(loss, stats): loss = -mean[r_eff(Y_T) - cost] for a batch; stats hold E r_eff and E cost."""
+    """(loss, stats): loss = -mean[r_eff(Y_T) - cost] for a batch; stats hold Y_T, E r_eff and E cost."""
     out = simulate(coeffs, net, y0, noise, segments=segments)
-    r_eff = reward_eff(out["y"])
-    loss = -(r_eff - out["cost"]).mean()
-    return loss, {"y": out["y"].detach(), "kl": float(out["cost"].detach().mean())}
+    loss, stats = relative_entropy_objective(reward_eff(out["y"]), out["cost"])
+    return loss, {"y": out["y"].detach(), **stats}
 
 
 def drift_jacobians(coeffs, path):

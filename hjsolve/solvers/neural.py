@@ -33,6 +33,7 @@ OPTIONS = {
     "layers": (int, 3),  # MLP hidden layers
     "frequencies": (int, 6),  # Fourier features of t
     "network": (str, "mlp"),  # "mlp" or "module:factory" (factory(in, out) -> nn.Module)
+    "reward_skip": (bool, True),  # add φ_θ(t) ∇r_eff(y) to the network (exact at t = T)
     "weighting": (str, "sigma2"),  # adjoint matching time weights: sigma2 (ς²) | uniform
     "segments": (int, 0),  # relative_entropy: torch.utils.checkpoint segments (0: keep the whole graph)
     "checkpoint": (str, ""),  # path of the resumable training checkpoint ("" for none)
@@ -47,6 +48,7 @@ OPTIONS = {
     "summary_paths": (int, 20000),  # paths for log C, E_ftune r, E_pre r
     "resampling_factor": (int, 8),  # p_noise draws per kept initial point
     "sample_reweighting": (str, "initial"),  # initial (ν̂, then u_θ) | path (resample Y_T by path weights)
+    "latent": (dict, {}),  # pretrained.kind = "diffusers" only: the options of hjsolve.latent.options
 }
 CHOICES = {"objective": ("adjoint_matching", "relative_entropy"), "initial_law": ("importance", "noise"),
            "weighting": ("sigma2", "uniform"), "dtype": ("float32", "float64"),
@@ -98,6 +100,7 @@ class NeuralSolution(Solution):
         torch = _torch()
         from ..neural.coefficients import TorchSampler
         from ..neural.network import build_network
+        from ..neural.rewards import torch_effective_reward_gradient
 
         self.options = dict(options)
         self.torch = torch
@@ -105,7 +108,8 @@ class NeuralSolution(Solution):
         self.sampler = TorchSampler(self.problem, dtype=dtype, device=options["device"])
         with torch.random.fork_rng(devices=[]):  # seeded initialisation, the caller's RNG untouched
             torch.manual_seed(int(options["seed"]))
-            self.net = build_network(options, self.problem.dimension, self.sampler.T)
+            self.net = build_network(options, self.problem.dimension, self.sampler.T,
+                                     torch_effective_reward_gradient(self.problem))
         self.net = self.net.to(dtype=dtype, device=self.sampler.device)
         if net_state is not None:
             self.net.load_state_dict(net_state)
@@ -180,6 +184,13 @@ class NeuralSolution(Solution):
 
     @classmethod
     def from_state(cls, case, summary, state):
+        if _is_latent(case):
+            from ..latent import require
+
+            require()
+            from ..latent.solution import LatentSolution
+
+            return LatentSolution.from_state(case, summary, state)
         torch = _torch()
         net_state = {k[len("net."):]: torch.as_tensor(v) for k, v in state.items() if k.startswith("net.")}
         return cls(case, summary["options"], summary=summary, net_state=net_state)
@@ -265,8 +276,23 @@ def train_solution(case, options, callback=None):
     return solution, trainer
 
 
+def _is_latent(case):
+    return getattr(case.problem.pretrained, "kind", None) == "diffusers"
+
+
 def solve(case, options):
-    """Train the control network (resuming from ``checkpoint`` if present) and fill the summary."""
+    """Train the control network (resuming from ``checkpoint`` if present) and fill the summary.
+
+    A ``pretrained.kind = "diffusers"`` case goes to the latent-space solver (`hjsolve.latent`)
+    with the options of ``[solver.neural.latent]``.
+    """
+    if _is_latent(case):
+        from ..latent import require
+
+        require()
+        from ..latent.solution import latent_options, solve as solve_latent
+
+        return solve_latent(case, latent_options(case, options["latent"]))
     with _threads(_torch(), options["threads"]):
         solution, trainer = train_solution(case, options)
         return solution.compute_summary(trainer)
