@@ -4,6 +4,10 @@ Learning ∇log h rather than u keeps the output O(1) while ς² runs over two d
 Inputs are the time embedding [t/T, sin(kπt/T), cos(kπt/T)]_{k=1..F} and y / c(t), with
 c(t) = sqrt(a(s)² E|X_0|²/d + var(s)) the typical size of Q_t (s = T - t), so one network
 serves VP, VE and OU schedules.
+
+With a reward gradient (``reward_skip``), g_θ(t, y) = body(t, y) + φ_θ(t) ∇r_eff(y), φ_θ affine in
+the time embedding and initialised to t/T: at t = T, ∇log h = ∇r_eff exactly (h(T) = exp r_eff),
+so the body only learns what the pretrained flow adds to the reward's own gradient.
 """
 import math
 
@@ -34,10 +38,11 @@ class TimeEmbedding(nn.Module):
 class ControlNet(nn.Module):
     """MLP g_θ(t, y): [embedding(t), y / c(t)] -> (n, d); ``body`` may be a user module.
 
-    forward(t (n,), y (n, d), scale (n,)) -> (n, d).
+    forward(t (n,), y (n, d), scale (n,)) -> (n, d). ``reward_gradient``: y (n, d) -> ∇r_eff(y)
+    (n, d), or None for no reward term (module docstring).
     """
 
-    def __init__(self, dimension, T, hidden=64, layers=3, frequencies=6, body=None):
+    def __init__(self, dimension, T, hidden=64, layers=3, frequencies=6, body=None, reward_gradient=None):
         super().__init__()
         self.embedding = TimeEmbedding(T, frequencies)
         width = self.embedding.size + dimension
@@ -49,13 +54,25 @@ class ControlNet(nn.Module):
             mods.append(nn.Linear(prev, dimension))
             body = nn.Sequential(*mods)
         self.body = body
+        self.reward_gradient = reward_gradient
+        if reward_gradient is not None:
+            self.reward_weight = nn.Linear(self.embedding.size, 1)
+            with torch.no_grad():  # φ(t) = t/T: the first embedding feature
+                self.reward_weight.weight.zero_()
+                self.reward_weight.weight[0, 0] = 1.0
+                self.reward_weight.bias.zero_()
 
     def forward(self, t, y, scale):
-        return self.body(torch.cat([self.embedding(t), y / scale[:, None]], dim=1))
+        features = self.embedding(t)
+        out = self.body(torch.cat([features, y / scale[:, None]], dim=1))
+        if self.reward_gradient is not None:
+            out = out + self.reward_weight(features) * self.reward_gradient(y)
+        return out
 
 
-def build_network(options, dimension, T):
-    """The `ControlNet` of the options: an MLP, or ``network = "module:factory"`` giving the body.
+def build_network(options, dimension, T, reward_gradient=None):
+    """The `ControlNet` of the options: an MLP, or ``network = "module:factory"`` giving the body;
+    with the reward term when ``options["reward_skip"]`` (``reward_gradient``: y -> ∇r_eff(y)).
 
     A user factory is called as ``factory(in_features, out_features)`` and must return an
     ``nn.Module`` mapping (n, in_features) to (n, out_features).
@@ -70,4 +87,5 @@ def build_network(options, dimension, T):
         body = factory(1 + 2 * options["frequencies"] + dimension, dimension)
         if not isinstance(body, nn.Module):
             raise HJSolveError(f"solver.neural.network: {spec} did not return a torch.nn.Module")
-    return ControlNet(dimension, T, options["hidden"], options["layers"], options["frequencies"], body)
+    return ControlNet(dimension, T, options["hidden"], options["layers"], options["frequencies"], body,
+                      reward_gradient if options["reward_skip"] else None)

@@ -2,7 +2,9 @@
 
 `torch_effective_reward(problem)` returns a callable y (n, d) tensor -> r_eff(y) (n,), differentiable
 in y, or raises `NotApplicableError` for a ``python`` reward (it has no torch version).
+`torch_effective_reward_gradient(problem)` returns y -> ∇r_eff(y) (n, d) for every reward.
 """
+import numpy as np
 import torch
 
 from ..errors import NotApplicableError
@@ -44,3 +46,28 @@ def torch_effective_reward(problem):
     """y (n, d) tensor -> r_eff(y) (n,) tensor, differentiable."""
     reward = torch_reward(problem.reward)
     return lambda y: torch_effective(problem.divergence, reward(y))
+
+
+def torch_effective_reward_gradient(problem):
+    """y (n, d) tensor -> ∇r_eff(y) (n, d) tensor.
+
+    By autograd of `torch_effective_reward` (differentiable again when y carries a graph, as in
+    the relative-entropy objective), else from the numpy ``Problem.effective_reward_gradient``
+    (a constant in the graph: enough for adjoint matching and evaluation, which detach y).
+    """
+    try:
+        r_eff = torch_effective_reward(problem)
+    except NotApplicableError:
+        def numpy_gradient(y):
+            grad = problem.effective_reward_gradient(y.detach().cpu().numpy().astype(np.float64))
+            return torch.as_tensor(grad, dtype=y.dtype, device=y.device)
+        return numpy_gradient
+
+    def gradient(y):
+        if y.requires_grad:
+            return torch.autograd.grad(r_eff(y).sum(), y, create_graph=True)[0]
+        with torch.enable_grad():
+            leaf = y.detach().requires_grad_(True)
+            return torch.autograd.grad(r_eff(leaf).sum(), leaf)[0]
+
+    return gradient
