@@ -8,7 +8,6 @@ the VP schedule β_min = 0.1, β_max = 20, T = 1 it was built for.
 from pathlib import Path
 
 import numpy as np
-from scipy.special import logsumexp
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "data" / "two_moons_gmm.npz"
 BETA_MIN, BETA_MAX, T = 0.1, 20.0, 1.0
@@ -25,11 +24,14 @@ def _schedule(s):
 def score(s, x):
     """(n, 2) ∇ log p_s(x) for x (n, 2) at forward time s."""
     a, var = _schedule(float(s))
-    cov = a * a * _c + var * np.eye(2)
+    cov = a * a * _c + var * np.eye(2)  # (K, 2, 2)
     inv = np.linalg.inv(cov)
     logdet = np.linalg.slogdet(cov)[1]
-    diff = x[:, None, :] - a * _m[None]
-    pulled = np.einsum("kij,nkj->nki", inv, diff)
-    log_p = np.log(_w) - 0.5 * (np.einsum("nki,nki->nk", diff, pulled) + logdet)
-    resp = np.exp(log_p - logsumexp(log_p, axis=1, keepdims=True))
-    return -np.einsum("nk,nki->ni", resp, pulled)
+    dx = x[:, 0:1] - a * _m[None, :, 0]  # (n, K): 2 x 2 algebra by hand, much faster than einsum
+    dy = x[:, 1:2] - a * _m[None, :, 1]
+    px = inv[:, 0, 0] * dx + inv[:, 0, 1] * dy
+    py = inv[:, 1, 0] * dx + inv[:, 1, 1] * dy
+    log_p = np.log(_w) - 0.5 * (dx * px + dy * py + logdet)
+    resp = np.exp(log_p - log_p.max(axis=1, keepdims=True))
+    resp /= resp.sum(axis=1, keepdims=True)
+    return -np.stack([(resp * px).sum(axis=1), (resp * py).sum(axis=1)], axis=1)

@@ -46,8 +46,12 @@ class PythonScore:
 
     def score(self, x, a, var):
         """(n, d) the user's score at the forward time of (a, var) (a is implied by var)."""
+        return self.score_at_time(self.forward_time(var), x)
+
+    def score_at_time(self, s, x):
+        """(n, d) the user's score s(s, x) at forward time s."""
         x = np.atleast_2d(np.asarray(x, dtype=float))
-        out = np.asarray(self._function(self.forward_time(var), x), dtype=float)
+        out = np.asarray(self._function(float(s), x), dtype=float)
         if out.shape != x.shape:
             raise HJSolveError(f"pretrained.score {self.score_spec!r} returned shape {out.shape}, expected {x.shape}")
         return out

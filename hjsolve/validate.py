@@ -21,6 +21,7 @@ import warnings
 import numpy as np
 
 from .errors import HJSolveError, HJSolveWarning, NotApplicableError
+from .neural.metrics import controlled_marginals
 from .progress import progress
 from .solvers import METHODS, solve
 
@@ -90,23 +91,12 @@ def query_points(reference, n=QUERY_PATHS, steps=QUERY_STEPS, seed=QUERY_SEED):
     """[(t, y)]: samples of Q*_t at t = k T/4 (3.21) from the controlled SDE (3.9) under the
     reference's own control and ν*; for ddpm, standard normal points at steps 0, N/2, N-1."""
     problem = reference.problem
-    d = problem.dimension
-    rng = np.random.default_rng(seed)
     if problem.is_discrete:
+        rng = np.random.default_rng(seed)
         N = problem.sde.steps
-        return [(t, rng.standard_normal((n, d))) for t in sorted({0, N // 2, N - 1})]
+        return [(t, rng.standard_normal((n, problem.dimension))) for t in sorted({0, N // 2, N - 1})]
     T = float(problem.sde.T)
-    y = reference.sample_initial(n, seed=seed)
-    out, dt = [(0.0, y.copy())], T / steps
-    marks = {int(round(k * steps / 4)) for k in range(1, 5)}
-    for k in range(steps):
-        t = k * dt
-        sigma2 = float(problem.sde.sampler_sigma2(t))
-        _, u = reference.value_and_control(t, y)
-        y = y + (problem.sampler_drift(t, y) + u) * dt + np.sqrt(sigma2 * dt) * rng.standard_normal(y.shape)
-        if k + 1 in marks:
-            out.append(((k + 1) * dt if k + 1 < steps else T, y.copy()))
-    return out
+    return controlled_marginals(reference, [k * T / 4 for k in range(5)], n, seed, T / steps)
 
 
 def compare_method(case, method, reference):

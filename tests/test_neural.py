@@ -3,6 +3,7 @@ rewards, finite differences, the exact solver (value, control, samples), and a b
 resume test. Training tests use small networks and a few hundred steps on one thread."""
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +18,8 @@ from hjsolve.solution import SUMMARY_KEYS  # noqa: E402
 from hjsolve.solvers import neural  # noqa: E402
 
 from conftest import make_case  # noqa: E402
+
+REPO = Path(hjsolve.__file__).resolve().parents[1]
 
 torch.set_num_threads(1)
 
@@ -47,12 +50,12 @@ class ExactNet(torch.nn.Module):
         super().__init__()
         self.exact = exact
 
-    def forward(self, t, y, scale):
+    def forward(self, t, y, scale, score=None):
         return torch.as_tensor(self.exact.grad_log_h(float(t[0]), y.double().numpy()), dtype=y.dtype)
 
 
 class ZeroNet(torch.nn.Module):
-    def forward(self, t, y, scale):
+    def forward(self, t, y, scale, score=None):
         return torch.zeros_like(y)
 
 
@@ -115,6 +118,20 @@ def test_torch_drift_matches_numpy():
         np.testing.assert_allclose(coeffs.sigma2_np[j], case.problem.sde.sampler_sigma2(t), rtol=1e-12)
 
 
+def test_score_at_mixed_times_matches_numpy():
+    """The network's score input at per-row times equals the numpy mixture score s(T - t, y)."""
+    from hjsolve.neural.coefficients import TorchSampler
+
+    case = make_case(CASE_2D)
+    sampler = TorchSampler(case.problem, dtype=torch.float64)
+    rng = np.random.default_rng(2)
+    t = rng.choice([0.0, 0.25, 0.6, 0.999], size=30)
+    y = rng.normal(scale=2.0, size=(30, 2))
+    got = sampler.score_at(torch.as_tensor(t), torch.as_tensor(y)).numpy()
+    want = np.stack([case.problem.score(1.0 - ti, yi[None])[0] for ti, yi in zip(t, y)])
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+
+
 REWARDS = [
     ({"kind": "quadratic", "center": [1.0, -0.5], "scale": 0.7}, "kl"),
     ({"kind": "linear", "weight": [0.3, -1.0], "offset": 0.2}, "kl"),
@@ -125,7 +142,7 @@ REWARDS = [
 
 @pytest.mark.parametrize("reward, divergence", REWARDS)
 def test_torch_rewards_match_numpy(reward, divergence):
-    from hjsolve.neural.rewards import torch_effective_reward
+    from hjsolve.neural.rewards import torch_effective_reward, torch_effective_reward_gradient
 
     finetune = {"alpha": 4.0, "divergence": divergence}
     if divergence == "gamma":
@@ -137,6 +154,19 @@ def test_torch_rewards_match_numpy(reward, divergence):
     np.testing.assert_allclose(r_eff.detach().numpy(), case.problem.effective_reward(y), rtol=1e-12, atol=1e-12)
     grad = torch.autograd.grad(r_eff.sum(), yt)[0].numpy()
     np.testing.assert_allclose(grad, case.problem.effective_reward_gradient(y), rtol=1e-10, atol=1e-12)
+    reward_gradient = torch_effective_reward_gradient(case.problem)
+    np.testing.assert_allclose(reward_gradient(torch.as_tensor(y)).numpy(), case.problem.effective_reward_gradient(y),
+                               rtol=1e-10, atol=1e-12)
+
+
+def test_reward_gradient_of_a_python_reward_comes_from_numpy():
+    """A python reward has no torch version: the network's reward term uses its numpy gradient."""
+    from hjsolve.neural.rewards import torch_effective_reward_gradient
+
+    case = hjsolve.load_case(REPO / "cases" / "python_reward_1d.toml")
+    y = np.linspace(-3, 3, 13)[:, None]
+    got = torch_effective_reward_gradient(case.problem)(torch.as_tensor(y)).numpy()
+    np.testing.assert_allclose(got, case.problem.effective_reward_gradient(y), rtol=1e-12)
 
 
 def test_drift_jacobian_matches_finite_differences():
@@ -159,6 +189,68 @@ def test_drift_jacobian_matches_finite_differences():
             np.testing.assert_allclose(jac[j, :, :, k], fd, rtol=1e-6, atol=1e-6)
 
 
+PYTHON_SCORE_MODULE = """
+import json
+
+from hjsolve.case import case_from_dict
+
+_problem = case_from_dict(json.loads({data!r})).problem
+
+
+def score(s, x):
+    return _problem.score(s, x)
+"""
+
+
+@pytest.fixture
+def python_and_mixture_2d(tmp_path):
+    """CASE_2D twice: its mixture in closed form, and the same mixture as a black-box python score."""
+    import json
+
+    from hjsolve.case import case_from_dict
+
+    (tmp_path / "mixture_2d_score.py").write_text(PYTHON_SCORE_MODULE.format(data=json.dumps(CASE_2D)))
+    data = dict(CASE_2D, pretrained={"kind": "python", "score": "mixture_2d_score:score", "dimension": 2})
+    return case_from_dict(data, source=str(tmp_path / "case.toml")), make_case(CASE_2D)
+
+
+def test_python_score_drift_and_jacobian_match_the_closed_form(python_and_mixture_2d):
+    """A python score model: the drift, and its Jacobian by the symmetric-Hessian central differences
+    of `NumpyScore`, equal the torch closed form of the same mixture."""
+    from hjsolve.neural.coefficients import TorchSampler
+    from hjsolve.neural.objectives import drift_jacobians
+
+    times = np.linspace(0.0, 1.0, 6)
+    path = torch.as_tensor(np.random.default_rng(3).normal(scale=1.5, size=(5, 40, 2)))
+    got = [TorchSampler(case.problem, dtype=torch.float64).grid(times) for case in python_and_mixture_2d]
+    for j in range(5):
+        np.testing.assert_allclose(got[0].drift(j, path[j]).numpy(), got[1].drift(j, path[j]).numpy(), rtol=1e-12)
+    np.testing.assert_allclose(drift_jacobians(got[0], path).numpy(), drift_jacobians(got[1], path).numpy(),
+                               rtol=1e-6, atol=1e-6)
+
+
+def test_python_score_gives_the_relative_entropy_gradient_of_the_closed_form(python_and_mixture_2d):
+    """Backpropagation through paths of a python score model (drift and network score input) gives the
+    gradient that the closed-form mixture gives, for the same network and noise."""
+    from hjsolve.neural.objectives import relative_entropy_loss
+    from hjsolve.neural.paths import time_grid
+    from hjsolve.neural.rewards import torch_effective_reward
+
+    grads = []
+    gen = torch.Generator().manual_seed(0)
+    y0, noise = torch.randn(64, 2, generator=gen, dtype=torch.float64), torch.randn(20, 64, 2, generator=gen, dtype=torch.float64)
+    sols = [neural.NeuralSolution(case, options(dtype="float64")) for case in python_and_mixture_2d]
+    # p_data is unknown to the python model: its input scaling uses E|X|² of p_pre samples
+    assert sols[0].sampler.data_m2 == pytest.approx(sols[1].sampler.data_m2, rel=0.1)
+    sols[0].sampler.data_m2 = sols[1].sampler.data_m2
+    for case, sol in zip(python_and_mixture_2d, sols):
+        coeffs = sol.sampler.grid(time_grid(0.0, 1.0, 20, case.problem.sde))
+        loss, _ = relative_entropy_loss(coeffs, sol.net, torch_effective_reward(case.problem), y0, noise, 0)
+        loss.backward()
+        grads.append(torch.cat([p.grad.ravel() for p in sol.net.parameters()]))
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-6, atol=1e-8)
+
+
 # ----------------------------------------------------------------------------- metrics
 
 
@@ -178,6 +270,19 @@ def test_bridge_matches_gaussian_conditioning():
     assert abs(draws.mean() - mean_truth) < 4 * np.sqrt(var_truth / n)
     assert abs(draws.var() / var_truth - 1) < 4 * np.sqrt(2 / n)
     np.testing.assert_allclose(bridge_samples(sde, np.ones((3, 1)), np.zeros((3, 1)), T, rng), 1.0)
+
+
+def test_controlled_marginals_match_the_exact_bridges(exact_1d):
+    """Euler–Maruyama under the exact control from ν* (used for grid references) draws Q*_t: its
+    samples pass a two-sample test against the exact bridge samples at each time."""
+    from hjsolve.neural.metrics import controlled_marginals, reference_marginals
+
+    times = [0.25, 0.5, 0.9]
+    bridged = reference_marginals(exact_1d, times, 3000, seed=1)
+    simulated = controlled_marginals(exact_1d, times, 3000, seed=2, max_dt=1 / 400)
+    for (t, a), (s, b) in zip(bridged, simulated):
+        assert t == s
+        assert two_sample_pvalue(a, b) > 0.01
 
 
 def test_energy_distance_and_two_sample_test_detect_a_shift():

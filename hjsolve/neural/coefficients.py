@@ -1,21 +1,29 @@
 """The pretrained sampler (DESIGN §1, paper 000 (2.4)) on a time grid, in torch.
 
-Sampler time t_k = k T/N, k = 0..N. For a `GaussianMixture` the score of the forward
-marginal at s = T - t is, with C_k(s) = a(s)² Σ_k + var(s) I (see `hjsolve.mixture`),
-
-    s(s, y) = Σ_k π_k(y) (-C_k^{-1} (y - a(s) m_k)),  π_k ∝ w_k N(y; a(s) m_k, C_k),
-
-and the drift is b̄(t, y) = -(a'/a)(s) y + g2(s) s(s, y), ς(t)² = g2(s). All per-time
-coefficients are precomputed in numpy (float64) and stored as torch tensors, so the drift is
-differentiable in y (needed by the relative-entropy objective and the lean adjoint).
+Sampler time t_k = k T/N, k = 0..N; forward time s = T - t. The drift is
+b̄(t, y) = -(a'/a)(s) y + g2(s) s(s, y), ς(t)² = g2(s), differentiable in y (needed by the
+relative-entropy objective and the lean adjoint). The score s(s, y) comes from
+- `MixtureScore` for a `GaussianMixture`: the closed form of the diffused mixture, with
+  C_k(s) = a(s)² Σ_k + var(s) I (see `hjsolve.mixture`),
+      s(s, y) = Σ_k π_k(y) (-C_k^{-1} (y - a(s) m_k)),  π_k ∝ w_k N(y; a(s) m_k, C_k),
+  its per-time coefficients precomputed in numpy (float64) and stored as torch tensors;
+- `PythonScore` for ``pretrained.kind = "python"``: the user's numpy score, made differentiable
+  by `NumpyScore`.
 """
 import math
 
 import numpy as np
 import torch
+from torch.autograd.function import once_differentiable
 
 from ..errors import NotApplicableError
 from ..mixture import GaussianMixture
+from ..pretrained import PythonScore as PythonScoreModel
+
+#: Relative step of the central differences in `NumpyScore.backward`.
+FD_STEP = 1e-5
+#: p_pre samples (and Euler steps) that estimate E|X|² for a python score model's input scaling.
+MOMENT_SAMPLES, MOMENT_STEPS, MOMENT_SEED = 2000, 200, 0
 
 
 class TorchSampler:
@@ -23,32 +31,49 @@ class TorchSampler:
 
     Parameters
     ----------
-    problem : `hjsolve.problem.Problem` with a continuous SDE and a Gaussian-mixture model.
+    problem : `hjsolve.problem.Problem` with a continuous SDE and a Gaussian-mixture or python model.
     dtype : torch dtype of every tensor.
     """
 
     def __init__(self, problem, dtype=torch.float32, device="cpu"):
         if problem.is_discrete:
             raise NotApplicableError("neural: sde.kind = 'ddpm' is discrete; use method 'pift'")
-        if not isinstance(problem.pretrained, GaussianMixture):
-            raise NotApplicableError("neural: needs pretrained.kind = 'gaussian_mixture'")
+        pre = problem.pretrained
+        if isinstance(pre, GaussianMixture):
+            self.score_model = MixtureScore
+            means2 = pre.means**2 + np.diagonal(pre.covs, axis1=1, axis2=2)
+            self.data_m2 = float(np.mean(np.sum(pre.weights[:, None] * means2, axis=0)))
+        elif isinstance(pre, PythonScoreModel):
+            self.score_model = PythonScore
+            x = pre.sample(MOMENT_SAMPLES, np.random.default_rng(MOMENT_SEED), steps=MOMENT_STEPS)
+            self.data_m2 = float(np.mean(x**2))  # of p_pre: p_data is unknown
+        else:
+            raise NotApplicableError("neural: needs pretrained.kind = 'gaussian_mixture' or 'python' "
+                                     "(or 'diffusers', solved in latent space)")
         self.problem = problem
         self.sde = problem.sde
         self.T = float(self.sde.T)
         self.dimension = problem.dimension
         self.dtype = dtype
         self.device = torch.device(device)
-        pre = problem.pretrained
-        # per-coordinate second moment of p_data, for the network's input scaling
-        self.data_m2 = float(np.mean(np.sum(pre.weights[:, None] * (pre.means**2 + np.diagonal(pre.covs, axis1=1, axis2=2)), axis=0)))
+
+    def tensor(self, values):
+        """``values`` as a tensor of the sampler's dtype and device."""
+        return torch.as_tensor(np.asarray(values, dtype=float), dtype=self.dtype, device=self.device)
 
     def grid(self, times):
-        """`GridCoefficients` of the Euler grid ``times`` (N+1,): coefficients at t_0..t_{N-1}."""
+        """`GridCoefficients` of the Euler grid ``times`` (N+1,): coefficients at t_0..t_N-1."""
         return GridCoefficients(self, np.asarray(times, dtype=float))
 
     def sigma2(self, times):
         """(m,) ς(t)² = g2(T - t) as a numpy array."""
         return np.asarray(self.sde.sampler_sigma2(np.asarray(times, dtype=float)), dtype=float)
+
+    def score_at(self, t, y):
+        """(n, d) pretrained score s(T - t, y) at per-row sampler times t (n,) (tensors)."""
+        times, index = np.unique(t.detach().cpu().numpy().astype(float), return_inverse=True)
+        score = self.score_model(self, self.T - times)
+        return score(torch.as_tensor(index.ravel(), device=self.device), y)
 
     def input_scale(self, times):
         """(m,) typical |y| per coordinate of Q_t: sqrt(a(s)² E|X_0|²/d + var(s)), s = T - t."""
@@ -56,40 +81,104 @@ class TorchSampler:
         return np.sqrt(self.sde.a(s) ** 2 * self.data_m2 + self.sde.var(s))
 
 
+class MixtureScore:
+    """Score of a diffused `GaussianMixture` at forward times s (m,) (module docstring).
+
+    Call with ``j`` (an int or a (n,) long tensor of indices into s) and y (n, d).
+    """
+
+    def __init__(self, sampler, s):
+        sde, pre = sampler.sde, sampler.problem.pretrained
+        a = np.asarray(sde.a(s), dtype=float) * np.ones_like(s)
+        var = np.asarray(sde.var(s), dtype=float) * np.ones_like(s)
+        covs = a[:, None, None, None] ** 2 * pre.covs[None] + var[:, None, None, None] * np.eye(pre.dimension)
+        chols = np.linalg.cholesky(covs)  # (m, K, d, d)
+        inv = np.linalg.inv(covs)
+        self.log_weights = sampler.tensor(np.log(pre.weights))  # (K,)
+        self.means = sampler.tensor(a[:, None, None] * pre.means[None])  # (m, K, d)
+        self.cov_invs = sampler.tensor(0.5 * (inv + np.swapaxes(inv, -1, -2)))  # (m, K, d, d)
+        self.log_norm = sampler.tensor(-np.log(np.diagonal(chols, axis1=-2, axis2=-1)).sum(-1)
+                                       - 0.5 * pre.dimension * math.log(2 * math.pi))  # (m, K)
+
+    def __call__(self, j, y):
+        diff = y[:, None, :] - self.means[j].reshape(-1, *self.means.shape[1:])  # (n, K, d)
+        cov_invs = self.cov_invs[j].reshape(-1, *self.cov_invs.shape[1:]).expand(y.shape[0], -1, -1, -1)
+        comp = -torch.einsum("nkij,nkj->nki", cov_invs, diff)
+        log_pdf = self.log_weights + self.log_norm[j].reshape(-1, self.log_norm.shape[-1]) + 0.5 * (comp * diff).sum(-1)
+        return torch.einsum("nk,nki->ni", torch.softmax(log_pdf, dim=1), comp)
+
+
+class PythonScore:
+    """A user score model (`hjsolve.pretrained.PythonScore`) at forward times s (m,), in torch."""
+
+    def __init__(self, sampler, s):
+        self.function = sampler.problem.pretrained.score_at_time
+        self.s = np.asarray(s, dtype=float)
+
+    def __call__(self, j, y):
+        rows = np.broadcast_to(self.s[np.asarray(j.cpu() if torch.is_tensor(j) else j)], (y.shape[0],))
+        return NumpyScore.apply(y, rows, self.function)
+
+
+def score_rows(function, s_rows, x):
+    """(n, d) function(s, x[rows]) for each distinct forward time s of ``s_rows`` (n,)."""
+    out = np.empty_like(x)
+    times, inverse = np.unique(s_rows, return_inverse=True)
+    for k, s in enumerate(times):
+        rows = inverse.ravel() == k
+        out[rows] = function(float(s), x[rows])
+    return out
+
+
+class NumpyScore(torch.autograd.Function):
+    """A numpy score s(s, y) as a differentiable torch function of y.
+
+    The score is the gradient of log p_s, so its Jacobian ∇s is the (symmetric) Hessian of
+    log p_s and the vector–Jacobian product is a directional derivative: vᵀ∇s = ∇s v =
+    |v| ∂_e s with e = v/|v|, by central differences with step FD_STEP (1 + |y|_∞) per row:
+    two score evaluations per backward pass, error O(step²).
+    """
+
+    @staticmethod
+    def forward(ctx, y, s_rows, function):
+        x = y.detach().cpu().double().numpy()
+        ctx.save_for_backward(y)
+        ctx.s_rows, ctx.function = s_rows, function
+        return torch.as_tensor(score_rows(function, s_rows, x), dtype=y.dtype, device=y.device)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        x = y.detach().cpu().double().numpy()
+        v = grad.detach().cpu().double().numpy()
+        norm = np.linalg.norm(v, axis=1, keepdims=True)
+        e = np.divide(v, norm, out=np.zeros_like(v), where=norm > 0)
+        h = FD_STEP * (1.0 + np.abs(x).max(axis=1, keepdims=True))
+        both = score_rows(ctx.function, np.concatenate([ctx.s_rows, ctx.s_rows]), np.concatenate([x + h * e, x - h * e]))
+        n = len(x)
+        jv = (both[:n] - both[n:]) / (2 * h) * norm
+        return torch.as_tensor(jv, dtype=grad.dtype, device=grad.device), None, None
+
+
 class GridCoefficients:
     """Coefficients on an Euler grid t_0 < ... < t_N at the left ends t_j, j = 0..N-1."""
 
     def __init__(self, sampler, grid):
-        sde, pre = sampler.sde, sampler.problem.pretrained
-        tt = lambda a: torch.as_tensor(np.asarray(a, dtype=float), dtype=sampler.dtype, device=sampler.device)
+        sde = sampler.sde
         self.T_end = float(grid[-1])
         self.times = times = grid[:-1]
         s = sampler.T - times
-        a, var = np.asarray(sde.a(s), dtype=float) * np.ones_like(s), np.asarray(sde.var(s), dtype=float) * np.ones_like(s)
-        eye = np.eye(pre.dimension)
-        covs = a[:, None, None, None] ** 2 * pre.covs[None] + var[:, None, None, None] * eye  # (m, K, d, d)
-        chols = np.linalg.cholesky(covs)
-        inv = np.linalg.inv(covs)
+        self.score = sampler.score_model(sampler, s)
         self.sigma2_np = np.asarray(sde.g2(s), dtype=float) * np.ones_like(s)
-        self.log_weights = tt(np.log(pre.weights))  # (K,)
-        self.means = tt(a[:, None, None] * pre.means[None])  # (m, K, d)
-        self.cov_invs = tt(0.5 * (inv + np.swapaxes(inv, -1, -2)))  # (m, K, d, d)
-        self.log_norm = tt(-np.log(np.diagonal(chols, axis1=-2, axis2=-1)).sum(-1)
-                           - 0.5 * pre.dimension * math.log(2 * math.pi))  # (m, K)
-        self.rate = tt(np.asarray(sde.log_a_rate(s), dtype=float) * np.ones_like(s))  # (m,) a'/a
-        self.sigma2 = tt(self.sigma2_np)  # (m,)
+        self.rate = sampler.tensor(np.asarray(sde.log_a_rate(s), dtype=float) * np.ones_like(s))  # (m,) a'/a
+        self.sigma2 = sampler.tensor(self.sigma2_np)  # (m,)
         self.sigma = torch.sqrt(self.sigma2)
-        self.scale = tt(sampler.input_scale(times))  # (m,)
+        self.scale = sampler.tensor(sampler.input_scale(times))  # (m,)
 
-    def score(self, j, y):
-        """(n, d) score s(T - t_j, y) for y (n, d); ``j`` an int or a (n,) long tensor of indices."""
-        diff = y[:, None, :] - self.means[j].reshape(-1, *self.means.shape[1:])  # (n, K, d)
-        comp = -torch.einsum("nkij,nkj->nki", self.cov_invs[j].reshape(-1, *self.cov_invs.shape[1:]).expand(y.shape[0], -1, -1, -1), diff)
-        log_pdf = self.log_weights + self.log_norm[j].reshape(-1, self.log_norm.shape[-1]) + 0.5 * (comp * diff).sum(-1)
-        pi = torch.softmax(log_pdf, dim=1)
-        return torch.einsum("nk,nki->ni", pi, comp)
-
-    def drift(self, j, y):
-        """(n, d) pretrained drift b̄(t_j, y) = -(a'/a)(s) y + g2(s) s(s, y), s = T - t_j."""
+    def drift(self, j, y, score=None):
+        """(n, d) pretrained drift b̄(t_j, y) = -(a'/a)(s) y + g2(s) s(s, y), s = T - t_j
+        (``score``: s(s, y) if already computed)."""
         rate = self.rate[j].reshape(-1, 1)
-        return -rate * y + self.sigma2[j].reshape(-1, 1) * self.score(j, y)
+        score = self.score(j, y) if score is None else score
+        return -rate * y + self.sigma2[j].reshape(-1, 1) * score

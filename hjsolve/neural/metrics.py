@@ -1,4 +1,4 @@
-"""Comparison of a solution with the exact one (numpy only; usable without torch).
+"""Comparison of a solution with a reference one (numpy only; usable without torch).
 
 - `bridge_samples`: exact draws of Q*_t, the optimally controlled marginal (3.21).
   Under Q* = Q^{u*,ν*} the path given (Y_0, Y_T) is the pretrained bridge (an h-transform
@@ -7,6 +7,10 @@
           N( (w a(s) x + c var(s) y_0)/var(T),  var(s) w/var(T) ),
   c = a(T)/a(s), w = var(T) - c² var(s). Exact (Y_T, Y_0) pairs come from
   `ExactSolution.sample_pairs`.
+- `controlled_marginals`: draws of Q*_t for any reference solution (a grid solution where no
+  closed form exists): Euler–Maruyama of the controlled SDE (3.9) under the reference's own
+  control, from its ν*.
+- `reference_marginals`: exact bridges for an exact reference, else `controlled_marginals`.
 - `weighted_relative_l2`: sqrt(Σ_t E_{Q*_t}|u - u*|² / Σ_t E_{Q*_t}|u*|²) over a uniform
   midpoint time grid: the weighted relative L2 error of a control over (t, Q*_t).
 - `energy_distance` and `two_sample_pvalue` for terminal samples.
@@ -33,19 +37,46 @@ def evaluation_times(T, count=20):
     return (np.arange(count) + 0.5) * float(T) / count
 
 
-def weighted_relative_l2(control, exact, n=2000, times=20, seed=0):
-    """Weighted relative L2 error of ``control(t, y) -> (n, d)`` against exact u* over (t, Q*_t).
+def controlled_marginals(reference, times, n, seed, max_dt):
+    """[(t, (n, d) draws of Q*_t)] at increasing ``times`` ≥ 0: Euler–Maruyama of (3.9) with the
+    reference's control from n draws of its ν* (steps ≤ ``max_dt``, ending on every time)."""
+    problem = reference.problem
+    rng = np.random.default_rng(seed)
+    y, t, out = reference.sample_initial(n, seed=seed), 0.0, []
+    for target in times:
+        m = int(np.ceil((target - t) / max_dt - 1e-9))
+        dt = (target - t) / m if m else 0.0
+        for _ in range(m):
+            sigma2 = float(problem.sde.sampler_sigma2(t))
+            _, u = reference.value_and_control(t, y)
+            y = y + (problem.sampler_drift(t, y) + u) * dt + np.sqrt(sigma2 * dt) * rng.standard_normal(y.shape)
+            t += dt
+        t = float(target)
+        out.append((t, y.copy()))
+    return out
 
-    exact : an `ExactSolution`; n draws of Q*_t per time at ``times`` midpoint times.
+
+def reference_marginals(reference, times, n, seed=0, max_dt=None):
+    """[(t, (n, d) draws of Q*_t)]: exact bridges when ``reference`` is the exact solution, else
+    `controlled_marginals` with steps ≤ ``max_dt`` (default T/200)."""
+    sde = reference.problem.sde
+    if reference.method == "exact":
+        rng = np.random.default_rng(seed)
+        x_T, y_0 = reference.sample_pairs(n, seed=seed)
+        return [(t, bridge_samples(sde, x_T, y_0, t, rng)) for t in times]
+    return controlled_marginals(reference, times, n, seed, max_dt or float(sde.T) / 200)
+
+
+def weighted_relative_l2(control, reference, n=2000, times=20, seed=0):
+    """Weighted relative L2 error of ``control(t, y) -> (n, d)`` against the reference u* over (t, Q*_t).
+
+    reference : an `ExactSolution`, or any solution taken as the truth (e.g. a grid solution);
+    n draws of Q*_t (`reference_marginals`) per time at ``times`` midpoint times.
     Returns the float sqrt(Σ|u - u*|² / Σ|u*|²).
     """
-    rng = np.random.default_rng(seed)
-    x_T, y_0 = exact.sample_pairs(n, seed=seed)
-    sde = exact.problem.sde
     num = den = 0.0
-    for t in evaluation_times(sde.T, times):
-        y = bridge_samples(sde, x_T, y_0, t, rng)
-        u_star = exact.control(t, y)
+    for t, y in reference_marginals(reference, evaluation_times(reference.problem.sde.T, times), n, seed):
+        u_star = reference.control(t, y)
         num += float(np.sum((control(t, y) - u_star) ** 2))
         den += float(np.sum(u_star**2))
     return float(np.sqrt(num / den))

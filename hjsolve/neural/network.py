@@ -8,6 +8,8 @@ serves VP, VE and OU schedules.
 With a reward gradient (``reward_skip``), g_θ(t, y) = body(t, y) + φ_θ(t) ∇r_eff(y), φ_θ affine in
 the time embedding and initialised to t/T: at t = T, ∇log h = ∇r_eff exactly (h(T) = exp r_eff),
 so the body only learns what the pretrained flow adds to the reward's own gradient.
+With a pretrained score (``score_feature``), c(t)·s(T - t, y) is a further input: the component
+responsibilities of a mixture switch sharply between modes, and ∇log h inherits that switch.
 """
 import math
 
@@ -36,16 +38,20 @@ class TimeEmbedding(nn.Module):
 
 
 class ControlNet(nn.Module):
-    """MLP g_θ(t, y): [embedding(t), y / c(t)] -> (n, d); ``body`` may be a user module.
+    """MLP g_θ(t, y): [embedding(t), y / c(t), c(t) s(T - t, y)] -> (n, d); ``body`` may be a user
+    module.
 
-    forward(t (n,), y (n, d), scale (n,)) -> (n, d). ``reward_gradient``: y (n, d) -> ∇r_eff(y)
-    (n, d), or None for no reward term (module docstring).
+    forward(t (n,), y (n, d), scale c(t) (n,)) -> (n, d). ``reward_gradient``: y (n, d) -> ∇r_eff(y)
+    (n, d), or None for no reward term; ``score``: (t (n,), y (n, d)) -> s(T - t, y) (n, d), or
+    None for no score input (module docstring).
     """
 
-    def __init__(self, dimension, T, hidden=64, layers=3, frequencies=6, body=None, reward_gradient=None):
+    def __init__(self, dimension, T, hidden=64, layers=3, frequencies=6, body=None, reward_gradient=None,
+                 score=None):
         super().__init__()
         self.embedding = TimeEmbedding(T, frequencies)
-        width = self.embedding.size + dimension
+        self.score = score
+        width = self.embedding.size + dimension * (2 if score is not None else 1)
         if body is None:
             mods, prev = [], width
             for _ in range(layers):
@@ -62,15 +68,20 @@ class ControlNet(nn.Module):
                 self.reward_weight.weight[0, 0] = 1.0
                 self.reward_weight.bias.zero_()
 
-    def forward(self, t, y, scale):
+    def forward(self, t, y, scale, score=None):
+        """(n, d) g_θ(t, y) for times t (n,), points y (n, d), input scales (n,); ``score``: the
+        pretrained score s(T - t, y) (n, d) if the caller has it (else computed when needed)."""
         features = self.embedding(t)
-        out = self.body(torch.cat([features, y / scale[:, None]], dim=1))
+        inputs = [features, y / scale[:, None]]
+        if self.score is not None:
+            inputs.append((self.score(t, y) if score is None else score) * scale[:, None])
+        out = self.body(torch.cat(inputs, dim=1))
         if self.reward_gradient is not None:
             out = out + self.reward_weight(features) * self.reward_gradient(y)
         return out
 
 
-def build_network(options, dimension, T, reward_gradient=None):
+def build_network(options, dimension, T, reward_gradient=None, score=None):
     """The `ControlNet` of the options: an MLP, or ``network = "module:factory"`` giving the body;
     with the reward term when ``options["reward_skip"]`` (``reward_gradient``: y -> ∇r_eff(y)).
 
@@ -84,8 +95,10 @@ def build_network(options, dimension, T, reward_gradient=None):
             factory = import_callable(spec)
         except (ImportError, ValueError) as exc:
             raise HJSolveError(f"solver.neural.network: cannot import {spec!r} ({exc})") from None
-        body = factory(1 + 2 * options["frequencies"] + dimension, dimension)
+        inputs = 1 + 2 * options["frequencies"] + dimension * (2 if options["score_feature"] else 1)
+        body = factory(inputs, dimension)
         if not isinstance(body, nn.Module):
             raise HJSolveError(f"solver.neural.network: {spec} did not return a torch.nn.Module")
     return ControlNet(dimension, T, options["hidden"], options["layers"], options["frequencies"], body,
-                      reward_gradient if options["reward_skip"] else None)
+                      reward_gradient if options["reward_skip"] else None,
+                      score if options["score_feature"] else None)

@@ -44,11 +44,12 @@ def _steps(coeffs, net, dts, y, noise, lo, hi, control, keep):
     for j in range(lo, hi):
         if keep:
             visited.append(y)
-        drift = coeffs.drift(j, y)
+        score = coeffs.score(j, y)  # shared by the drift and the network's score input
+        drift = coeffs.drift(j, y, score)
         sig = coeffs.sigma[j]
         if control:
             t = y.new_full((n,), float(coeffs.times[j]))
-            g = net(t, y, coeffs.scale[j].expand(n))
+            g = net(t, y, coeffs.scale[j].expand(n), score=score)
             drift = drift + coeffs.sigma2[j] * g
             cost = cost + 0.5 * dts[j] * coeffs.sigma2[j] * (g * g).sum(1)
             ito = ito + sig * np.sqrt(dts[j]) * (g * noise[j]).sum(1)

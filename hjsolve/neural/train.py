@@ -19,7 +19,8 @@ from .paths import time_grid
 
 #: Options that define a run: a checkpoint written with other values is refused.
 RUN_KEYS = ("objective", "train_steps", "batch_size", "steps", "lr", "lr_final", "hidden", "layers",
-            "frequencies", "network", "reward_skip", "weighting", "segments", "seed", "dtype", "grad_clip")
+            "frequencies", "network", "reward_skip", "score_feature", "weighting", "segments", "seed",
+            "dtype", "grad_clip")
 
 
 def learning_rate(options, step):

@@ -34,6 +34,7 @@ OPTIONS = {
     "frequencies": (int, 6),  # Fourier features of t
     "network": (str, "mlp"),  # "mlp" or "module:factory" (factory(in, out) -> nn.Module)
     "reward_skip": (bool, True),  # add φ_θ(t) ∇r_eff(y) to the network (exact at t = T)
+    "score_feature": (bool, True),  # feed the pretrained score c(t) s(T - t, y) to the network
     "weighting": (str, "sigma2"),  # adjoint matching time weights: sigma2 (ς²) | uniform
     "segments": (int, 0),  # relative_entropy: torch.utils.checkpoint segments (0: keep the whole graph)
     "checkpoint": (str, ""),  # path of the resumable training checkpoint ("" for none)
@@ -109,7 +110,7 @@ class NeuralSolution(Solution):
         with torch.random.fork_rng(devices=[]):  # seeded initialisation, the caller's RNG untouched
             torch.manual_seed(int(options["seed"]))
             self.net = build_network(options, self.problem.dimension, self.sampler.T,
-                                     torch_effective_reward_gradient(self.problem))
+                                     torch_effective_reward_gradient(self.problem), self.sampler.score_at)
         self.net = self.net.to(dtype=dtype, device=self.sampler.device)
         if net_state is not None:
             self.net.load_state_dict(net_state)
