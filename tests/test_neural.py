@@ -330,11 +330,13 @@ def test_importance_initial_law_removes_the_memory_bias():
 FAST = {"train_steps": 150, "batch_size": 128, "steps": 50, "sample_steps": 100, "resampling_factor": 8,
         "summary_paths": 4000, "value_paths": 64}
 #: Thresholds on the weighted relative L2 error of u over (t, Q*_t) for FAST training (the zero
-#: control has error 1; measured on 2026-11-23: relative entropy 0.29 after 150 steps, adjoint
-#: matching 0.42 after 300 steps).
-RE_1D_THRESHOLD = 0.45
-AM_1D_THRESHOLD = 0.6
-RE_2D_THRESHOLD = 0.5
+#: control has error 1), about 1.5x the errors measured on 2026-11-23 with the score input:
+#: relative entropy 0.12 (1-D), 0.24 (2-D), 0.16 (two moons against the grid) after 150 steps,
+#: adjoint matching 0.17 after 300 steps.
+RE_1D_THRESHOLD = 0.2
+AM_1D_THRESHOLD = 0.3
+RE_2D_THRESHOLD = 0.35
+MOONS_THRESHOLD = 0.25
 
 
 @pytest.fixture(scope="module")
@@ -392,6 +394,15 @@ def test_relative_entropy_learns_the_control_2d():
     exact = hjsolve.solve(case, "exact")
     sol = hjsolve.solve(case, "neural", **dict(FAST, summary_paths=500))
     assert weighted_relative_l2(sol.control, exact, n=1000) < RE_2D_THRESHOLD
+
+
+@pytest.mark.slow
+def test_relative_entropy_learns_the_two_moons_control_against_the_grid():
+    """A python score model without closed form: the grid solution is the reference."""
+    case = hjsolve.load_case(REPO / "cases" / "two_moons_2d.toml")
+    grid = hjsolve.solve(case, "grid")
+    sol = hjsolve.solve(case, "neural", **dict(FAST, summary_paths=500))
+    assert weighted_relative_l2(sol.control, grid, n=1000) < MOONS_THRESHOLD
 
 
 def test_checkpointed_segments_give_the_same_gradient():
