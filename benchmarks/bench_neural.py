@@ -26,6 +26,7 @@ import torch  # noqa: E402
 import hjsolve  # noqa: E402
 from hjsolve.neural.metrics import energy_distance, reference_marginals, two_sample_pvalue, weighted_relative_l2  # noqa: E402
 from hjsolve.solvers import neural  # noqa: E402
+from hjsolve.validate import reference_solution  # noqa: E402
 from conftest import BIMODAL_1D, make_case  # noqa: E402
 
 MOONS = Path(__file__).resolve().parents[1] / "cases" / "two_moons_2d.toml"
@@ -48,14 +49,6 @@ SETTINGS = {  # objective -> option overrides
 def value_error(sol, reference, n=300, seed=1):
     (_, y), = reference_marginals(reference, [0.5], n, seed=seed)
     return float(np.max(np.abs(sol.value(0.5, y) - reference.value(0.5, y))))
-
-
-def reference_solution(case):
-    """The exact solution, or the grid solution where exact does not apply."""
-    try:
-        return hjsolve.solve(case, "exact")
-    except hjsolve.errors.NotApplicableError:
-        return hjsolve.solve(case, "grid")
 
 
 def run(name, case, objective, budget, evals):

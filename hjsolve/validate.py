@@ -61,6 +61,16 @@ def _validate(case, method, reference):
     return compare_method(case, method, reference)
 
 
+def reference_solution(case):
+    """The exact solution of ``case``, or its grid solution where exact does not apply."""
+    for name in ("exact", "grid"):
+        try:
+            return solve(case, name)
+        except NotApplicableError:
+            continue
+    raise NotApplicableError("no reference solution (exact or grid) applies to this case")
+
+
 class _Reference:
     """The reference solution (exact, else grid) and its query points, computed on first use."""
 
@@ -70,14 +80,8 @@ class _Reference:
 
     def solution(self):
         if self._solution is None:
-            for name in ("exact", "grid"):
-                try:
-                    self._solution, self._name = solve(self.case, name), name
-                    break
-                except NotApplicableError:
-                    continue
-            else:
-                raise NotApplicableError("no reference solution (exact or grid) applies to this case")
+            self._solution = reference_solution(self.case)
+            self._name = self._solution.method
         return self._solution, self._name
 
     def queries(self):
