@@ -44,14 +44,6 @@ def test_kernel_paths_equal_numpy_step_loop_and_ignore_threads():
     np.testing.assert_array_equal(whole[40:], normals_block(key, 40, 60, 3, 6))
 
 
-def test_normals_are_standard():
-    z = normals_block(stream_key(0, 2), 0, 200_000, 2, 0)
-    n = z.size
-    assert abs(z.mean()) < 4 / np.sqrt(n)
-    assert abs(z.var() - 1) < 4 * np.sqrt(2 / n)
-    assert abs(np.mean(z[:, 0] * z[:, 1])) < 4 / np.sqrt(len(z))
-
-
 @pytest.mark.parametrize("kind", ["vp", "ve", "ou"])
 def test_exponential_integrator_is_exact_for_the_linear_part(kind):
     """With the score switched off (coef = 0) one exponential step from y has the exact mean

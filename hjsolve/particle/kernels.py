@@ -13,7 +13,8 @@ s = Σ_j π_j g_j, and its Jacobian (symmetric, a Hessian of log p)
 import numpy as np
 from numba import njit, prange
 
-from .rng import normal_at, normal_pair, particle_base
+from .rng import normal_at, normals_fill, particle_base
+from .vexp import exp
 
 BLOCK = 256
 
@@ -109,12 +110,69 @@ def score_vjp_batch(y, v, means, prec, prec_iso, logc, iso):
     return out
 
 
+@njit(cache=True, inline="always")
+def mixture_score_block(y, w, means, prec, prec_iso, logc, iso, logit, diff, top, total, s):
+    """s (d, B) = mixture score at the columns i < w of y (d, B), particles innermost so that
+    LLVM vectorises over them; scratch logit (K, B), diff (d, B), top and total (B,)."""
+    K, d = means.shape
+    for i in range(w):
+        total[i] = -np.inf
+    for k in range(K):  # logits log w_k N(y; a m_k, C_k) up to a common constant
+        for j in range(d):
+            for i in range(w):
+                diff[j, i] = y[j, i] - means[k, j]
+        for i in range(w):
+            logit[k, i] = 0.0
+        if iso:
+            for j in range(d):
+                for i in range(w):
+                    logit[k, i] += diff[j, i] * diff[j, i]
+            for i in range(w):
+                logit[k, i] = logc[k] - 0.5 * prec_iso[k] * logit[k, i]
+        else:
+            for j in range(d):
+                for l in range(d):
+                    for i in range(w):
+                        logit[k, i] += prec[k, j, l] * diff[j, i] * diff[l, i]
+            for i in range(w):
+                logit[k, i] = logc[k] - 0.5 * logit[k, i]
+        for i in range(w):
+            total[i] = max(total[i], logit[k, i])
+    for i in range(w):
+        top[i] = total[i]
+        total[i] = 0.0
+    for k in range(K):  # unnormalised π_k, shifted by the largest logit
+        for i in range(w):
+            logit[k, i] = exp(logit[k, i] - top[i])
+            total[i] += logit[k, i]
+    for j in range(d):
+        for i in range(w):
+            s[j, i] = 0.0
+    for k in range(K):  # s = Σ_k π_k g_k with g_k = -C_k^{-1}(y - a m_k)
+        for j in range(d):
+            for i in range(w):
+                diff[j, i] = y[j, i] - means[k, j]
+        for j in range(d):
+            if iso:
+                for i in range(w):
+                    s[j, i] -= logit[k, i] * prec_iso[k] * diff[j, i]
+            else:
+                for l in range(d):
+                    for i in range(w):
+                        s[j, i] -= logit[k, i] * prec[k, j, l] * diff[l, i]
+    for j in range(d):
+        for i in range(w):
+            s[j, i] /= total[i]
+
+
 @njit(cache=True, parallel=True)
 def simulate(key, first, y0, from_noise, noise_sd, lin, coef, sd, means, prec, prec_iso, logc, iso, store):
     """Run the sampler over all N steps.
 
     y0 (n, d) start points (ignored where ``from_noise``: Y_0 = noise_sd · normals 0..d-1).
     Returns (Y_0 (n, d), Y_N (n, d), path) with path (n, N+1, d) if ``store`` else (1, 1, 1).
+    Blocks of `BLOCK` particles run in parallel; inside a block the state is stored (d, BLOCK)
+    and every step is a few loops over the block's particles, which LLVM vectorises.
     """
     n, d = y0.shape
     N = lin.shape[0]
@@ -124,46 +182,43 @@ def simulate(key, first, y0, from_noise, noise_sd, lin, coef, sd, means, prec, p
     path = np.empty((n, N + 1, d)) if store else np.empty((1, 1, 1))
     nblocks = (n + BLOCK - 1) // BLOCK
     for b in prange(nblocks):
-        y = np.empty(d)
-        s = np.empty(d)
-        g = np.empty((K, d))
-        pi = np.empty(K)
-        for i in range(b * BLOCK, min(n, (b + 1) * BLOCK)):
-            base = particle_base(key, first + i)
-            spare = 0.0
-            m = 0
+        i0 = b * BLOCK
+        w = min(n, i0 + BLOCK) - i0
+        base = np.empty(BLOCK, dtype=np.uint64)
+        y = np.empty((d, BLOCK))
+        s = np.empty((d, BLOCK))
+        diff = np.empty((d, BLOCK))
+        logit = np.empty((K, BLOCK))
+        top = np.empty(BLOCK)
+        total = np.empty(BLOCK)
+        z = np.empty(BLOCK)
+        rejected = np.empty(BLOCK, dtype=np.bool_)
+        for i in range(w):
+            base[i] = particle_base(key, first + i0 + i)
+        for j in range(d):
             if from_noise:
-                for j in range(d):
-                    if (m & 1) == 0:
-                        z, spare = normal_pair(base, m >> 1)
-                    else:
-                        z = spare
-                    y[j] = noise_sd * z
-                    m += 1
+                normals_fill(base, j, w, z, rejected)
+                for i in range(w):
+                    y[j, i] = noise_sd * z[i]
             else:
-                for j in range(d):
-                    y[j] = y0[i, j]
-                m = d
-            for j in range(d):
-                start[i, j] = y[j]
+                for i in range(w):
+                    y[j, i] = y0[i0 + i, j]
+            for i in range(w):
+                start[i0 + i, j] = y[j, i]
                 if store:
-                    path[i, 0, j] = y[j]
-            for k in range(N):
-                mixture_score(y, means[k], prec[k], prec_iso[k], logc[k], iso, s, g, pi)
-                for j in range(d):
-                    if (m & 1) == 0:
-                        z, spare = normal_pair(base, m >> 1)
-                    elif m == d and not from_noise:
-                        z = normal_at(base, m)
-                    else:
-                        z = spare
-                    y[j] = lin[k] * y[j] + coef[k] * s[j] + sd[k] * z
-                    m += 1
-                if store:
-                    for j in range(d):
-                        path[i, k + 1, j] = y[j]
+                    path[i0 + i, 0, j] = y[j, i]
+        for k in range(N):
+            mixture_score_block(y, w, means[k], prec[k], prec_iso[k], logc[k], iso, logit, diff, top, total, s)
             for j in range(d):
-                end[i, j] = y[j]
+                normals_fill(base, d * (k + 1) + j, w, z, rejected)
+                for i in range(w):
+                    y[j, i] = lin[k] * y[j, i] + coef[k] * s[j, i] + sd[k] * z[i]
+                if store:
+                    for i in range(w):
+                        path[i0 + i, k + 1, j] = y[j, i]
+        for j in range(d):
+            for i in range(w):
+                end[i0 + i, j] = y[j, i]
     return start, end, path
 
 

@@ -1,0 +1,25 @@
+"""The vectorisable exp against numpy's."""
+import numpy as np
+from numba import njit
+
+from hjsolve.particle.vexp import exp
+
+
+@njit
+def _exp(x):
+    out = np.empty_like(x)
+    for i in range(x.size):
+        out[i] = exp(x[i])
+    return out
+
+
+def test_exp_matches_numpy_to_a_few_ulp():
+    x = np.concatenate([np.linspace(-708.0, 709.0, 1_000_001), np.random.default_rng(0).normal(0, 5, 100_000),
+                        [0.0, -0.0, 1e-300, -1e-300, 0.5 * np.log(2), -0.5 * np.log(2)]])
+    np.testing.assert_allclose(_exp(x), np.exp(x), rtol=3e-16, atol=0)
+
+
+def test_exp_clamps_instead_of_overflowing():
+    out = _exp(np.array([-1e4, -709.5, 710.0, 1e4]))
+    assert np.all(np.isfinite(out)) and np.all(out > 0)
+    np.testing.assert_allclose(out, np.exp([-708.0, -708.0, 709.0, 709.0]), rtol=3e-16)
