@@ -16,11 +16,20 @@ import os
 import platform
 import time
 
+import numba
 import numpy as np
 
 from hjsolve.case import case_from_dict
 from hjsolve.particle.rng import stream_key
 from hjsolve.particle.sampler import PretrainedSampler
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
 
 
 def make_problem(d):
@@ -99,7 +108,7 @@ def main():
     parser.add_argument("--steps", type=int, default=100)
     args = parser.parse_args()
     print(f"# bench_particle  {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M UTC}")
-    print(f"# {platform.platform()}  {platform.processor() or platform.machine()}  cpus={os.cpu_count()}"
+    print(f"# {platform.platform()}  {cpu_model()}  cpus={os.cpu_count()}  numba threads={numba.get_num_threads()}"
           f"  load={os.getloadavg()[0]:.2f}")
     print(f"# paths={args.paths} steps={args.steps}")
     header = f"{'d':>3}  {'numba [steps/s]':>16}  {'numpy [steps/s]':>16}  {'torchsde [steps/s]':>18}  {'vs numpy':>8}  {'vs torchsde':>11}"

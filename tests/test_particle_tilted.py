@@ -31,6 +31,18 @@ def test_controlled_generation_with_exact_control_reproduces_p_ftune(name):
     assert min(ks_2samp(uncontrolled[:, j], reference[:, j]).pvalue for j in range(case.problem.dimension)) < 1e-6
 
 
+@pytest.mark.slow
+def test_controlled_generation_with_grid_control_reproduces_p_ftune():
+    """One pass of (3.9) under the grid's interpolated control, from ν* drawn by resampling."""
+    case = cases()["1d"]
+    grid = hjsolve.solve(case, "grid")
+    sol = hjsolve.solve(case, "particle", n_paths=2000, n_steps=200)
+    reference = hjsolve.solve(case, "exact").sample(20_000, seed=5)
+    one_pass = sol.sample_controlled(3000, grid.control, seed=3)
+    assert ks_2samp(one_pass[:, 0], reference[:, 0]).pvalue > 1e-3
+    assert abs(one_pass.mean() - reference.mean()) < 4 * reference.std() * np.sqrt(1 / 3000 + 1 / 20_000)
+
+
 def test_rejection_acceptance_matches_theory_and_law():
     case = make_case(reward=BUMP)
     exact = hjsolve.solve(case, "exact")

@@ -44,7 +44,7 @@ def mixture_score(y, means, prec, prec_iso, logc, iso, s, g, pi):
             top = pi[k]
     total = 0.0
     for k in range(K):
-        pi[k] = np.exp(pi[k] - top)
+        pi[k] = exp(pi[k] - top)
         total += pi[k]
     for j in range(d):
         s[j] = 0.0
