@@ -3,8 +3,9 @@
 Shapes: n particles, d dimensions, K components, N steps. Step arrays (lin, coef, sd: (N,))
 come from `schedule.build_schedule`, mixture arrays (means (N, K, d), prec (N, K, d, d) or
 prec_iso (N, K), logc (N, K)) from `schedule.mixture_arrays`. Every kernel is parallel over
-blocks of particles (scratch buffers are allocated once per block) and draws its noise from
-`rng` streams, so results do not depend on the number of threads.
+blocks of `BLOCK` particles and draws its noise from `rng` streams, so results do not depend on
+the number of threads. Inside a block, particle states are stored (d, BLOCK) and every loop
+runs over the block's particles innermost, which LLVM vectorises.
 
 Mixture score at one time (DESIGN §1): g_j = -C_j^{-1}(y - a m_j), π_j ∝ w_j N(y; a m_j, C_j),
 s = Σ_j π_j g_j, and its Jacobian (symmetric, a Hessian of log p)
@@ -13,83 +14,136 @@ s = Σ_j π_j g_j, and its Jacobian (symmetric, a Hessian of log p)
 import numpy as np
 from numba import njit, prange
 
-from .rng import normal_at, normals_fill, particle_base
+from .rng import normals_fill, particle_base
 from .vexp import exp
 
 BLOCK = 256
 
 
-@njit(cache=True, inline="always")
-def mixture_score(y, means, prec, prec_iso, logc, iso, s, g, pi):
-    """Fill s (d,) with the score at y (d,); g (K, d) and pi (K,) with g_j and π_j."""
-    K, d = means.shape
-    top = -np.inf
-    for k in range(K):
-        quad = 0.0
-        if iso:
-            c = prec_iso[k]
-            for j in range(d):
-                diff = y[j] - means[k, j]
-                g[k, j] = -c * diff
-                quad += c * diff * diff
-        else:
-            for j in range(d):
-                acc = 0.0
-                for l in range(d):
-                    acc += prec[k, j, l] * (y[l] - means[k, l])
-                g[k, j] = -acc
-                quad += acc * (y[j] - means[k, j])
-        pi[k] = logc[k] - 0.5 * quad
-        if pi[k] > top:
-            top = pi[k]
-    total = 0.0
-    for k in range(K):
-        pi[k] = exp(pi[k] - top)
-        total += pi[k]
-    for j in range(d):
-        s[j] = 0.0
-    for k in range(K):
-        pi[k] /= total
-        for j in range(d):
-            s[j] += pi[k] * g[k, j]
+@njit(cache=True)
+def _scratch(K, d):
+    """Per-block buffers: pi (K, B), diff, g (d, B), top, total (B,), z (B,), rejected (B,)."""
+    return (np.empty((K, BLOCK)), np.empty((d, BLOCK)), np.empty((d, BLOCK)), np.empty(BLOCK), np.empty(BLOCK),
+            np.empty(BLOCK), np.empty(BLOCK, dtype=np.bool_))
 
 
 @njit(cache=True, inline="always")
-def score_vjp(v, s, g, pi, prec, prec_iso, iso, out):
-    """out (d,) = ∇s v with ∇s from the last `mixture_score` call (s, g, pi)."""
-    K, d = g.shape
-    sv = 0.0
+def _component(y, w, k, means, prec, prec_iso, iso, diff, g):
+    """diff (d, B) = y - a m_k and g (d, B) = -C_k^{-1} diff for the columns i < w."""
+    d = y.shape[0]
     for j in range(d):
-        sv += s[j] * v[j]
+        for i in range(w):
+            diff[j, i] = y[j, i] - means[k, j]
     for j in range(d):
-        out[j] = -s[j] * sv
-    for k in range(K):
-        gv = 0.0
-        for j in range(d):
-            gv += g[k, j] * v[j]
+        for i in range(w):
+            g[j, i] = -prec_iso[k] * diff[j, i] if iso else 0.0
+        if not iso:
+            for l in range(d):
+                for i in range(w):
+                    g[j, i] -= prec[k, j, l] * diff[l, i]
+
+
+@njit(cache=True, inline="always")
+def mixture_score_block(y, w, means, prec, prec_iso, logc, iso, s, pi, diff, g, top, total):
+    """s (d, B) = score and pi (K, B) = responsibilities at the columns i < w of y (d, B)."""
+    K = means.shape[0]
+    d = y.shape[0]
+    for i in range(w):
+        top[i] = -np.inf
+    for k in range(K):  # logits log w_k N(y; a m_k, C_k) up to a common constant
+        for i in range(w):
+            pi[k, i] = logc[k]
         if iso:
             for j in range(d):
-                out[j] += pi[k] * (g[k, j] * gv - prec_iso[k] * v[j])
+                for i in range(w):
+                    pi[k, i] -= 0.5 * prec_iso[k] * (y[j, i] - means[k, j]) ** 2
         else:
+            _component(y, w, k, means, prec, prec_iso, iso, diff, g)
             for j in range(d):
-                acc = 0.0
+                for i in range(w):
+                    pi[k, i] += 0.5 * g[j, i] * diff[j, i]
+        for i in range(w):
+            top[i] = max(top[i], pi[k, i])
+    for i in range(w):
+        total[i] = 0.0
+    for k in range(K):
+        for i in range(w):
+            pi[k, i] = exp(pi[k, i] - top[i])
+            total[i] += pi[k, i]
+    for j in range(d):
+        for i in range(w):
+            s[j, i] = 0.0
+    for k in range(K):
+        for i in range(w):
+            pi[k, i] /= total[i]
+        if iso:
+            for j in range(d):
+                for i in range(w):
+                    s[j, i] += pi[k, i] * prec_iso[k] * (means[k, j] - y[j, i])
+        else:
+            _component(y, w, k, means, prec, prec_iso, iso, diff, g)
+            for j in range(d):
+                for i in range(w):
+                    s[j, i] += pi[k, i] * g[j, i]
+
+
+@njit(cache=True, inline="always")
+def score_vjp_block(v, y, w, means, prec, prec_iso, iso, s, pi, diff, g, dot, out):
+    """out (d, B) = ∇s v at the columns of y, v (d, B), after `mixture_score_block` gave s and pi."""
+    K = means.shape[0]
+    d = y.shape[0]
+    for i in range(w):
+        dot[i] = 0.0
+    for j in range(d):
+        for i in range(w):
+            dot[i] += s[j, i] * v[j, i]
+    for j in range(d):
+        for i in range(w):
+            out[j, i] = -s[j, i] * dot[i]
+    for k in range(K):
+        _component(y, w, k, means, prec, prec_iso, iso, diff, g)
+        for i in range(w):
+            dot[i] = 0.0
+        for j in range(d):
+            for i in range(w):
+                dot[i] += g[j, i] * v[j, i]
+        for j in range(d):
+            for i in range(w):
+                out[j, i] += pi[k, i] * (g[j, i] * dot[i] - (prec_iso[k] * v[j, i] if iso else 0.0))
+            if not iso:
                 for l in range(d):
-                    acc += prec[k, j, l] * v[l]
-                out[j] += pi[k] * (g[k, j] * gv - acc)
+                    for i in range(w):
+                        out[j, i] -= pi[k, i] * prec[k, j, l] * v[l, i]
+
+
+@njit(cache=True, inline="always")
+def _load(rows, i0, w, block):
+    """block (d, B)[:, :w] = rowsᵀ for rows i0 .. i0+w-1 of rows (n, d)."""
+    for i in range(w):
+        for j in range(rows.shape[1]):
+            block[j, i] = rows[i0 + i, j]
+
+
+@njit(cache=True, inline="always")
+def _store(block, i0, w, rows):
+    for i in range(w):
+        for j in range(rows.shape[1]):
+            rows[i0 + i, j] = block[j, i]
 
 
 @njit(cache=True, parallel=True)
 def score_batch(y, means, prec, prec_iso, logc, iso):
     """(n, d) mixture scores at the points y (n, d) for one time's arrays (K, d), (K, d, d), (K,), (K,)."""
     n, d = y.shape
-    K = means.shape[0]
     out = np.empty((n, d))
-    for i in prange(n):
-        g = np.empty((K, d))
-        pi = np.empty(K)
-        s = np.empty(d)
-        mixture_score(y[i], means, prec, prec_iso, logc, iso, s, g, pi)
-        out[i] = s
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        i0 = b * BLOCK
+        w = min(n, i0 + BLOCK) - i0
+        pi, diff, g, top, total, _, _ = _scratch(means.shape[0], d)
+        yb, s = np.empty((d, BLOCK)), np.empty((d, BLOCK))
+        _load(y, i0, w, yb)
+        mixture_score_block(yb, w, means, prec, prec_iso, logc, iso, s, pi, diff, g, top, total)
+        _store(s, i0, w, out)
     return out
 
 
@@ -97,72 +151,24 @@ def score_batch(y, means, prec, prec_iso, logc, iso):
 def score_vjp_batch(y, v, means, prec, prec_iso, logc, iso):
     """(n, d) products ∇s(y_i) v_i for y, v (n, d)."""
     n, d = y.shape
-    K = means.shape[0]
     out = np.empty((n, d))
-    for i in prange(n):
-        g = np.empty((K, d))
-        pi = np.empty(K)
-        s = np.empty(d)
-        o = np.empty(d)
-        mixture_score(y[i], means, prec, prec_iso, logc, iso, s, g, pi)
-        score_vjp(v[i], s, g, pi, prec, prec_iso, iso, o)
-        out[i] = o
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        i0 = b * BLOCK
+        w = min(n, i0 + BLOCK) - i0
+        pi, diff, g, top, total, _, _ = _scratch(means.shape[0], d)
+        yb, vb, s, ob = np.empty((d, BLOCK)), np.empty((d, BLOCK)), np.empty((d, BLOCK)), np.empty((d, BLOCK))
+        _load(y, i0, w, yb)
+        _load(v, i0, w, vb)
+        mixture_score_block(yb, w, means, prec, prec_iso, logc, iso, s, pi, diff, g, top, total)
+        score_vjp_block(vb, yb, w, means, prec, prec_iso, iso, s, pi, diff, g, top, ob)
+        _store(ob, i0, w, out)
     return out
 
 
 @njit(cache=True, inline="always")
-def mixture_score_block(y, w, means, prec, prec_iso, logc, iso, logit, diff, top, total, s):
-    """s (d, B) = mixture score at the columns i < w of y (d, B), particles innermost so that
-    LLVM vectorises over them; scratch logit (K, B), diff (d, B), top and total (B,)."""
-    K, d = means.shape
+def _bases(key, first, i0, w, base):
     for i in range(w):
-        total[i] = -np.inf
-    for k in range(K):  # logits log w_k N(y; a m_k, C_k) up to a common constant
-        for j in range(d):
-            for i in range(w):
-                diff[j, i] = y[j, i] - means[k, j]
-        for i in range(w):
-            logit[k, i] = 0.0
-        if iso:
-            for j in range(d):
-                for i in range(w):
-                    logit[k, i] += diff[j, i] * diff[j, i]
-            for i in range(w):
-                logit[k, i] = logc[k] - 0.5 * prec_iso[k] * logit[k, i]
-        else:
-            for j in range(d):
-                for l in range(d):
-                    for i in range(w):
-                        logit[k, i] += prec[k, j, l] * diff[j, i] * diff[l, i]
-            for i in range(w):
-                logit[k, i] = logc[k] - 0.5 * logit[k, i]
-        for i in range(w):
-            total[i] = max(total[i], logit[k, i])
-    for i in range(w):
-        top[i] = total[i]
-        total[i] = 0.0
-    for k in range(K):  # unnormalised π_k, shifted by the largest logit
-        for i in range(w):
-            logit[k, i] = exp(logit[k, i] - top[i])
-            total[i] += logit[k, i]
-    for j in range(d):
-        for i in range(w):
-            s[j, i] = 0.0
-    for k in range(K):  # s = Σ_k π_k g_k with g_k = -C_k^{-1}(y - a m_k)
-        for j in range(d):
-            for i in range(w):
-                diff[j, i] = y[j, i] - means[k, j]
-        for j in range(d):
-            if iso:
-                for i in range(w):
-                    s[j, i] -= logit[k, i] * prec_iso[k] * diff[j, i]
-            else:
-                for l in range(d):
-                    for i in range(w):
-                        s[j, i] -= logit[k, i] * prec[k, j, l] * diff[l, i]
-    for j in range(d):
-        for i in range(w):
-            s[j, i] /= total[i]
+        base[i] = particle_base(key, first + i0 + i)
 
 
 @njit(cache=True, parallel=True)
@@ -171,54 +177,38 @@ def simulate(key, first, y0, from_noise, noise_sd, lin, coef, sd, means, prec, p
 
     y0 (n, d) start points (ignored where ``from_noise``: Y_0 = noise_sd · normals 0..d-1).
     Returns (Y_0 (n, d), Y_N (n, d), path) with path (n, N+1, d) if ``store`` else (1, 1, 1).
-    Blocks of `BLOCK` particles run in parallel; inside a block the state is stored (d, BLOCK)
-    and every step is a few loops over the block's particles, which LLVM vectorises.
     """
     n, d = y0.shape
     N = lin.shape[0]
-    K = means.shape[1]
     start = np.empty((n, d))
     end = np.empty((n, d))
     path = np.empty((n, N + 1, d)) if store else np.empty((1, 1, 1))
-    nblocks = (n + BLOCK - 1) // BLOCK
-    for b in prange(nblocks):
+    for b in prange((n + BLOCK - 1) // BLOCK):
         i0 = b * BLOCK
         w = min(n, i0 + BLOCK) - i0
+        pi, diff, g, top, total, z, rejected = _scratch(means.shape[1], d)
         base = np.empty(BLOCK, dtype=np.uint64)
-        y = np.empty((d, BLOCK))
-        s = np.empty((d, BLOCK))
-        diff = np.empty((d, BLOCK))
-        logit = np.empty((K, BLOCK))
-        top = np.empty(BLOCK)
-        total = np.empty(BLOCK)
-        z = np.empty(BLOCK)
-        rejected = np.empty(BLOCK, dtype=np.bool_)
-        for i in range(w):
-            base[i] = particle_base(key, first + i0 + i)
-        for j in range(d):
-            if from_noise:
+        y, s = np.empty((d, BLOCK)), np.empty((d, BLOCK))
+        _bases(key, first, i0, w, base)
+        if from_noise:
+            for j in range(d):
                 normals_fill(base, j, w, z, rejected)
                 for i in range(w):
                     y[j, i] = noise_sd * z[i]
-            else:
-                for i in range(w):
-                    y[j, i] = y0[i0 + i, j]
-            for i in range(w):
-                start[i0 + i, j] = y[j, i]
-                if store:
-                    path[i0 + i, 0, j] = y[j, i]
+        else:
+            _load(y0, i0, w, y)
+        _store(y, i0, w, start)
+        if store:
+            _store(y, i0, w, path[:, 0])
         for k in range(N):
-            mixture_score_block(y, w, means[k], prec[k], prec_iso[k], logc[k], iso, logit, diff, top, total, s)
+            mixture_score_block(y, w, means[k], prec[k], prec_iso[k], logc[k], iso, s, pi, diff, g, top, total)
             for j in range(d):
                 normals_fill(base, d * (k + 1) + j, w, z, rejected)
                 for i in range(w):
                     y[j, i] = lin[k] * y[j, i] + coef[k] * s[j, i] + sd[k] * z[i]
-                if store:
-                    for i in range(w):
-                        path[i0 + i, k + 1, j] = y[j, i]
-        for j in range(d):
-            for i in range(w):
-                end[i0 + i, j] = y[j, i]
+            if store:
+                _store(y, i0, w, path[:, k + 1])
+        _store(y, i0, w, end)
     return start, end, path
 
 
@@ -235,36 +225,38 @@ def adjoint(key, first, path, lam_T, n_bismut, lin, coef, sd, means, prec, prec_
     """
     n, N1, d = path.shape
     N = N1 - 1
-    K = means.shape[1]
     lam0 = np.empty((n, d))
     beta = np.empty((n, d))
-    nblocks = (n + BLOCK - 1) // BLOCK
-    for b in prange(nblocks):
-        lam = np.empty(d)
-        v = np.empty(d)
-        tmp = np.empty(d)
-        s = np.empty(d)
-        g = np.empty((K, d))
-        pi = np.empty(K)
-        for i in range(b * BLOCK, min(n, (b + 1) * BLOCK)):
-            base = particle_base(key, first + i)
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        i0 = b * BLOCK
+        w = min(n, i0 + BLOCK) - i0
+        pi, diff, g, top, total, z, rejected = _scratch(means.shape[1], d)
+        base = np.empty(BLOCK, dtype=np.uint64)
+        y, s, lam, v, tmp = (np.empty((d, BLOCK)), np.empty((d, BLOCK)), np.empty((d, BLOCK)),
+                             np.zeros((d, BLOCK)), np.empty((d, BLOCK)))
+        _bases(key, first, i0, w, base)
+        _load(lam_T, i0, w, lam)
+        for k in range(N - 1, -1, -1):
+            _load(path[:, k], i0, w, y)
+            mixture_score_block(y, w, means[k], prec[k], prec_iso[k], logc[k], iso, s, pi, diff, g, top, total)
+            score_vjp_block(lam, y, w, means[k], prec[k], prec_iso[k], iso, s, pi, diff, g, top, tmp)
             for j in range(d):
-                lam[j] = lam_T[i, j]
-                v[j] = 0.0
-            for k in range(N - 1, -1, -1):
-                mixture_score(path[i, k], means[k], prec[k], prec_iso[k], logc[k], iso, s, g, pi)
-                score_vjp(lam, s, g, pi, prec[k], prec_iso[k], iso, tmp)
+                for i in range(w):
+                    lam[j, i] = lin[k] * lam[j, i] + coef[k] * tmp[j, i]
+            if k < n_bismut:
                 for j in range(d):
-                    lam[j] = lin[k] * lam[j] + coef[k] * tmp[j]
-                if k < n_bismut:
-                    for j in range(d):
-                        v[j] += normal_at(base, d * (k + 1) + j) / sd[k]
-                    score_vjp(v, s, g, pi, prec[k], prec_iso[k], iso, tmp)
-                    for j in range(d):
-                        v[j] = lin[k] * v[j] + coef[k] * tmp[j]
-            for j in range(d):
-                lam0[i, j] = lam[j]
-                beta[i, j] = v[j] / max(n_bismut, 1)
+                    normals_fill(base, d * (k + 1) + j, w, z, rejected)
+                    for i in range(w):
+                        v[j, i] += z[i] / sd[k]
+                score_vjp_block(v, y, w, means[k], prec[k], prec_iso[k], iso, s, pi, diff, g, top, tmp)
+                for j in range(d):
+                    for i in range(w):
+                        v[j, i] = lin[k] * v[j, i] + coef[k] * tmp[j, i]
+        _store(lam, i0, w, lam0)
+        for j in range(d):
+            for i in range(w):
+                v[j, i] /= max(n_bismut, 1)
+        _store(v, i0, w, beta)
     return lam0, beta
 
 
@@ -272,17 +264,19 @@ def adjoint(key, first, path, lam_T, n_bismut, lin, coef, sd, means, prec, prec_
 def controlled_step(key, first, k, y, u, lin, coef, ccoef, sd, means, prec, prec_iso, logc, iso):
     """One step k of the controlled sampler (3.9) for all particles: y (n, d), u (n, d) -> (n, d)."""
     n, d = y.shape
-    K = means.shape[0]
     out = np.empty((n, d))
-    nblocks = (n + BLOCK - 1) // BLOCK
-    for b in prange(nblocks):
-        s = np.empty(d)
-        g = np.empty((K, d))
-        pi = np.empty(K)
-        for i in range(b * BLOCK, min(n, (b + 1) * BLOCK)):
-            base = particle_base(key, first + i)
-            mixture_score(y[i], means, prec, prec_iso, logc, iso, s, g, pi)
-            for j in range(d):
-                z = normal_at(base, d * (k + 1) + j)
-                out[i, j] = lin * y[i, j] + coef * s[j] + ccoef * u[i, j] + sd * z
+    for b in prange((n + BLOCK - 1) // BLOCK):
+        i0 = b * BLOCK
+        w = min(n, i0 + BLOCK) - i0
+        pi, diff, g, top, total, z, rejected = _scratch(means.shape[0], d)
+        base = np.empty(BLOCK, dtype=np.uint64)
+        yb, s = np.empty((d, BLOCK)), np.empty((d, BLOCK))
+        _bases(key, first, i0, w, base)
+        _load(y, i0, w, yb)
+        mixture_score_block(yb, w, means, prec, prec_iso, logc, iso, s, pi, diff, g, top, total)
+        for j in range(d):
+            normals_fill(base, d * (k + 1) + j, w, z, rejected)
+            for i in range(w):
+                yb[j, i] = lin * yb[j, i] + coef * s[j, i] + ccoef * u[i0 + i, j] + sd * z[i]
+        _store(yb, i0, w, out)
     return out
