@@ -15,7 +15,7 @@ import numpy as np
 from numba import njit, prange
 
 from .rng import normals_fill, particle_base
-from .vexp import exp
+from ..vexp import exp
 
 BLOCK = 256
 

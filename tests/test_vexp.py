@@ -2,7 +2,7 @@
 import numpy as np
 from numba import njit
 
-from hjsolve.particle.vexp import exp
+from hjsolve.vexp import exp
 
 
 @njit
