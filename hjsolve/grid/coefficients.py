@@ -5,9 +5,11 @@ dZ_i = B_i dt + (ς/c_i) dB_i with B_i = (b̄_i(t, μ + c z) - μ_i' - c_i' z_i)
 h̃(t, z) = h(t, μ + c z) solves ∂_t h̃ + Σ_i [a_i ∂_i² h̃ + B_i ∂_i h̃] = 0, a_i = ς²/(2 c_i²)
 (the Feynman–Kac equation (3.24) of paper 000), and node masses evolve with the transpose.
 """
+import numba
 import numpy as np
 
-from .kernels import fitted_rates, use_threads
+from ..mixture import GaussianMixture
+from .kernels import drift_rates, mixture_rates
 
 
 class Generator:
@@ -17,8 +19,11 @@ class Generator:
         self.problem = problem
         self.domain = domain
         self.z = domain.nodes()  # (N, d)
-        #: drifts kept from the backward pass for the forward pass (same times), within a budget
+        #: rates kept from the backward pass for the forward pass (same times), within a budget
         self.cache, self.cache_left = {}, int(cache_bytes)
+        pre = problem.pretrained
+        self.scratch = None
+        self.mixture = pre if isinstance(pre, GaussianMixture) else None
 
     def drift(self, t, z=None):
         """(N, d) z-drift B at the nodes (or at the z-points ``z`` (N, d)) and the per-axis
@@ -37,23 +42,42 @@ class Generator:
         return B, a
 
     def rates(self, t):
-        """[(up, down)] per axis, each of the grid's shape, at time t."""
-        dom = self.domain
+        """(up, down), each (d, N): row k holds the fitted jump rates along axis k at time t.
+
+        A Gaussian-mixture score is evaluated inside the fused Numba kernel (`mixture_rates`),
+        anything else through the NumPy callback `Problem.sampler_drift` (`drift_rates`).
+        Rates kept for the forward pass (within ``cache_bytes``) are returned, and dropped, on
+        the second request for the same t; others are written to one scratch pair, valid until
+        the next call.
+        """
         if t in self.cache:
-            B, a = self.cache.pop(t)
+            return self.cache.pop(t)
+        dom = self.domain
+        d, N = dom.d, dom.n**dom.d
+        keep = self.cache_left >= 2 * 8 * d * N
+        if keep:
+            out = (np.empty((d, N)), np.empty((d, N)))
+        else:
+            if self.scratch is None:
+                self.scratch = (np.empty((d, N)), np.empty((d, N)))
+            out = self.scratch
+        up, down = out
+        c = dom.c(t)
+        a = 0.5 * float(self.problem.sde.sampler_sigma2(t)) / c**2
+        if self.mixture is not None:
+            s = float(self.problem.sde.T) - float(t)
+            sde = self.problem.sde
+            marg = self.mixture.marginal(float(sde.a(s)), float(sde.var(s)))
+            dmu, dc = dom.rates(t)
+            mixture_rates(dom.mu(t), c, dmu, dc, float(sde.log_a_rate(s)), float(sde.g2(s)), marg.means,
+                          np.ascontiguousarray(marg.cov_invs), marg.log_weights - 0.5 * marg.cov_logdets, a,
+                          dom.z, dom.dz, up, down, numba.get_num_threads())  # finite: max-shifted weights
         else:
             B, a = self.drift(t)
-            if self.cache_left >= B.nbytes:
-                self.cache[t] = (B, a)
-                self.cache_left -= B.nbytes
-        use_threads(len(B))
-        out = []
-        for k in range(dom.d):
-            drift = np.ascontiguousarray(B[:, k]).reshape(axis_view_shape(dom.shape, k))
-            up = np.empty_like(drift)
-            down = np.empty_like(drift)
-            fitted_rates(drift, float(a[k]), dom.dz, up, down)
-            out.append((up, down))
+            drift_rates(np.ascontiguousarray(B), a, dom.dz, dom.n, up, down)
+        if keep:
+            self.cache[t] = out
+            self.cache_left -= 2 * 8 * d * N
         return out
 
 

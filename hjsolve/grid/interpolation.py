@@ -7,7 +7,7 @@ from .kernels import interpolate, use_threads
 def time_weights(time_grid, t):
     """(ids (m,), weights (m,)) of cubic Lagrange interpolation in t over the saved levels."""
     L = time_grid.levels
-    x = (time_grid.T - float(t)) / (time_grid.save_every * time_grid.ds)
+    x = time_grid.sigma(t) * time_grid.nt / time_grid.save_every
     x = min(max(x, 0.0), L - 1.0)
     if L < 4:
         j = min(int(np.floor(x)), L - 2)

@@ -7,93 +7,251 @@ serves every axis and every dimension.
 import numpy as np
 from numba import njit, prange
 
-#: Lines of the trailing axis handled together by one thread (contiguous memory).
+from ..vexp import exp
+
+#: Lines swept together by one thread: contiguous lines of an inner axis, or lines of the last
+#: axis copied side by side into scratch, so that the inner loop runs over independent Thomas
+#: recurrences with unit stride (their division latencies overlap).
 BLOCK = 32
+#: Below this |x| = |B| Δz / a the fitted rates use the series of x/(eˣ - 1), above it eˣ.
+SERIES = 0.5
 
 
-@njit(cache=True, parallel=True)
-def fitted_rates(drift, diffusion, dz, up, down):
-    """Il'in–Allen–Southwell (exponentially fitted) jump rates of the generator along one axis.
+@njit(cache=True, inline="always")
+def bernoulli(x):
+    """x/(eˣ - 1) for x ≥ 0: its even series below `SERIES` (truncation < 1e-18), else
+    x e⁻ˣ/(1 - e⁻ˣ) (no overflow; 1 - e⁻ˣ > 0.39 there)."""
+    x2 = x * x
+    s = 1.3382536530684679e-11
+    s = s * x2 - 5.284190138687493e-10
+    s = s * x2 + 2.08767569878681e-08
+    s = s * x2 - 8.267195767195768e-07
+    s = s * x2 + 3.306878306878307e-05
+    s = s * x2 - 0.001388888888888889
+    s = s * x2 + 0.08333333333333333
+    s = s * x2 - 0.5 * x + 1.0
+    e = exp(-x)
+    return s if x < SERIES else x * e / (1.0 - e)
 
-    drift : (P, n, Q) drift component B along the axis; diffusion : scalar a (the generator is
-    a ∂² + B ∂). Writes up, down (P, n, Q) with the fitted diffusion ã = a·Pe·coth(Pe),
-    Pe = B dz / (2a): up = ã/dz² + B/(2dz), down = ã/dz² - B/(2dz), both ≥ 0 for any Pe, so the
-    generator is that of a birth–death chain. At the two ends the outward rate is zero
-    (reflecting wall): rows of the generator sum to zero and its transpose conserves mass.
+
+@njit(cache=True, inline="always")
+def fitted_pair(b, scale, kd):
+    """(up, down) exponentially fitted (Il'in–Allen–Southwell) jump rates for drift b.
+
+    With x = b Δz / a (``scale`` = Δz / a, ``kd`` = a / Δz²), the fitted generator
+    ã ∂² + b ∂ with ã = a (x/2) coth(x/2) has the rates up = kd·x eˣ/(eˣ - 1) and
+    down = kd·x/(eˣ - 1), i.e. kd times the Bernoulli function at ∓x: both ≥ 0 for any x and
+    up - down = b / Δz. The smaller is kd·bernoulli(|x|), the larger adds kd |x|: no tanh,
+    no cancellation.
     """
-    P, n, Q = drift.shape
-    inv2 = 1.0 / (dz * dz)
-    half = 1.0 / (2.0 * dz)
-    scale = dz / (2.0 * diffusion)
-    for line in prange(P * n):
-        p = line // n
-        i = line - p * n
-        for q in range(Q):
-            b = drift[p, i, q]
-            pe = b * scale
-            if abs(pe) < 1e-4:
-                fit = 1.0 + pe * pe / 3.0
-            else:
-                fit = pe / np.tanh(pe)
-            diff = diffusion * fit * inv2
-            adv = b * half
-            u = max(diff + adv, 0.0)
-            w = max(diff - adv, 0.0)
-            up[p, i, q] = 0.0 if i == n - 1 else u
-            down[p, i, q] = 0.0 if i == 0 else w
+    ax = abs(b) * scale
+    small = kd * bernoulli(ax)
+    large = small + kd * ax
+    up = large if b >= 0.0 else small
+    down = small if b >= 0.0 else large
+    return up, down
+
+
+@njit(cache=True, inline="always")
+def _line_rates(B, k, n, cell0, wall_lo, wall_hi, inner, scale, kd, up, down):
+    """Rates along axis k of the n cells cell0.. of one line (B (n,) their drift along axis k).
+    ``inner``: k is the line's own axis (walls at its ends), else ``wall_lo``/``wall_hi``: the
+    line lies on the low/high wall of axis k."""
+    for i in range(n):
+        u, w = fitted_pair(B[i], scale, kd)
+        up[k, cell0 + i] = u
+        down[k, cell0 + i] = w
+    if inner:
+        up[k, cell0 + n - 1] = 0.0
+        down[k, cell0] = 0.0
+    else:
+        if wall_hi:
+            up[k, cell0:cell0 + n] = 0.0
+        if wall_lo:
+            down[k, cell0:cell0 + n] = 0.0
 
 
 @njit(cache=True, parallel=True)
-def axis_step(u, up, down, dt, theta, transpose):
-    """One θ-step u ← (I - θ dt M)⁻¹ (I + (1-θ) dt M) u along the middle axis of u (P, n, Q).
+def drift_rates(drift, diffusion, dz, n, up, down):
+    """Fitted rates of every axis from a drift given at the nodes (the NumPy-callback path).
+
+    drift : (N, d) z-drift at the nodes of the grid (n,)*d in C order; diffusion : (d,) a_k.
+    Writes up, down (d, N): row k holds the rates along axis k (walls: outward rate 0).
+    """
+    N, d = drift.shape
+    lines = N // n
+    for line in prange(lines):
+        Bk = np.empty(n)
+        for k in range(d):
+            pos = (line // n ** (d - 2 - k)) % n if k < d - 1 else 0
+            for i in range(n):
+                Bk[i] = drift[line * n + i, k]
+            a = diffusion[k]
+            _line_rates(Bk, k, n, line * n, pos == 0, pos == n - 1, k == d - 1, dz / a, a / (dz * dz), up, down)
+
+
+@njit(cache=True, parallel=True)
+def mixture_rates(mu, c, dmu, dc, f, g2, means, prec, logc, diffusion, z, dz, up, down, threads):
+    """Fitted rates of every axis for a Gaussian-mixture score, fused: no (N, d) temporaries.
+
+    At node y = μ + c∘z (μ, c, dμ/dt, dc/dt (d,); z from the axis nodes z (n,)) the sampler
+    drift is b̄ = -f y + g2 s(y) with the mixture score s(y) = Σ_k π_k(y) (-P_k (y - m_k)),
+    π_k ∝ exp(logc_k - ½ (y - m_k)ᵀ P_k (y - m_k)) (means (K, d), precisions P_k (K, d, d),
+    logc (K,) = log w_k - ½ log det C_k of the forward marginal). The z-drift is
+    B = (b̄ - dμ/dt - (dc/dt) z)/c and the rates `fitted_pair` with diffusions a (d,).
+    Writes up, down (d, N) as `drift_rates`. Parallel over lines of the last axis, in
+    4·``threads`` runs with their own scratch; inside a line every loop runs over its n cells
+    (unit stride, no calls).
+    """
+    d = mu.shape[0]
+    K = logc.shape[0]
+    n = z.shape[0]
+    lines = up.shape[1] // n
+    chunks = min(lines, 4 * threads)
+    for chunk in prange(chunks):
+        Y = np.empty((d, n))
+        G = np.empty((K, d, n))
+        L = np.empty((K, n))
+        S = np.empty((d, n))
+        top = np.empty(n)
+        total = np.empty(n)
+        acc = np.empty(n)
+        zl = np.empty(d)
+        for line in range(chunk * lines // chunks, (chunk + 1) * lines // chunks):
+            _mixture_line(line, mu, c, dmu, dc, f, g2, means, prec, logc, diffusion, z, dz, up, down,
+                          Y, G, L, S, top, total, acc, zl)
+
+
+@njit(cache=True, inline="always")
+def _mixture_line(line, mu, c, dmu, dc, f, g2, means, prec, logc, diffusion, z, dz, up, down,
+                  Y, G, L, S, top, total, acc, zl):
+    """`mixture_rates` on the n cells of one line of the last axis, with the caller's scratch."""
+    d = mu.shape[0]
+    K = logc.shape[0]
+    n = z.shape[0]
+    S[:, :] = 0.0
+    top[:] = -np.inf
+    total[:] = 0.0
+    for k in range(d - 1):
+        zl[k] = z[(line // n ** (d - 2 - k)) % n]
+        Y[k, :] = mu[k] + c[k] * zl[k]
+    for i in range(n):
+        Y[d - 1, i] = mu[d - 1] + c[d - 1] * z[i]
+    for m in range(K):
+        L[m, :] = logc[m]
+        for j in range(d):
+            acc[:] = 0.0
+            for l in range(d):
+                pjl, ml = prec[m, j, l], means[m, l]
+                for i in range(n):
+                    acc[i] += pjl * (Y[l, i] - ml)
+            mj = means[m, j]
+            for i in range(n):
+                G[m, j, i] = -acc[i]
+                L[m, i] -= 0.5 * acc[i] * (Y[j, i] - mj)
+        for i in range(n):
+            top[i] = max(top[i], L[m, i])
+    for m in range(K):
+        for i in range(n):
+            acc[i] = exp(L[m, i] - top[i])
+            total[i] += acc[i]
+        for j in range(d):
+            for i in range(n):
+                S[j, i] += acc[i] * G[m, j, i]
+    for k in range(d):
+        inv_c, a = 1.0 / c[k], diffusion[k]
+        for i in range(n):
+            zk = zl[k] if k < d - 1 else z[i]
+            bbar = -f * Y[k, i] + g2 * (S[k, i] / total[i])
+            acc[i] = (bbar - dmu[k] - dc[k] * zk) * inv_c
+        pos = (line // n ** (d - 2 - k)) % n if k < d - 1 else 0
+        _line_rates(acc, k, n, line * n, pos == 0, pos == n - 1, k == d - 1, dz / a, a / (dz * dz), up, down)
+
+
+@njit(cache=True, inline="always")
+def _thomas(u, up, down, base, si, w, n, ex, im, transpose, rhs, cp):
+    """θ-step of the w lines j = 0..w-1 whose element i sits at base + i·si + j (see
+    `axis_step`); scratch rhs, cp (n·BLOCK,). The loops over j are unit-stride and independent."""
+    for i in range(n):
+        row = base + i * si
+        s = i * BLOCK
+        for j in range(w):
+            e = row + j
+            di = -(up[e] + down[e])
+            if transpose:
+                lo = up[e - si] if i > 0 else 0.0
+                hi = down[e + si] if i < n - 1 else 0.0
+            else:
+                lo = down[e]
+                hi = up[e]
+            acc = di * u[e]
+            if i > 0:
+                acc += lo * u[e - si]
+            if i < n - 1:
+                acc += hi * u[e + si]
+            r = u[e] + ex * acc
+            if i == 0:
+                inv = 1.0 / (1.0 - im * di)
+                cp[s + j] = -im * hi * inv
+                rhs[s + j] = r * inv
+            else:
+                a_i = -im * lo
+                inv = 1.0 / (1.0 - im * di - a_i * cp[s - BLOCK + j])
+                cp[s + j] = -im * hi * inv
+                rhs[s + j] = (r - a_i * rhs[s - BLOCK + j]) * inv
+    last = base + (n - 1) * si
+    for j in range(w):
+        u[last + j] = rhs[(n - 1) * BLOCK + j]
+    for i in range(n - 2, -1, -1):
+        row = base + i * si
+        s = i * BLOCK
+        for j in range(w):
+            u[row + j] = rhs[s + j] - cp[s + j] * u[row + si + j]
+
+
+@njit(cache=True, parallel=True)
+def axis_step(u, up, down, P, n, Q, dt, theta, transpose, threads):
+    """One θ-step u ← (I - θ dt M)⁻¹ (I + (1-θ) dt M) u along the middle axis of u viewed as
+    (P, n, Q); u, up, down are flat (P n Q,) arrays.
 
     M is the tridiagonal generator L built from ``up``/``down`` (L u_i = up_i (u_{i+1} - u_i) +
     down_i (u_{i-1} - u_i)) or, with ``transpose``, its transpose Lᵀ (the Fokker–Planck operator
     acting on node masses). θ = ½ is Crank–Nicolson, θ = 1 backward Euler. The implicit part is
-    a Thomas solve per line; lines run in parallel in blocks of `BLOCK` contiguous q's.
+    a Thomas solve per line (one division per node), fused with the explicit half. Lines go in
+    blocks of `BLOCK`: contiguous q's at fixed p (Q > 1), or, for the last axis (Q = 1),
+    consecutive lines copied side by side into scratch and back. The blocks are cut into
+    4·``threads`` contiguous runs, each with its own scratch.
     """
-    P, n, Q = u.shape
-    nb = (Q + BLOCK - 1) // BLOCK
+    per_p = (Q + BLOCK - 1) // BLOCK
+    jobs = P * per_p if Q > 1 else (P + BLOCK - 1) // BLOCK
     ex = (1.0 - theta) * dt
     im = theta * dt
-    for job in prange(P * nb):
-        p = job // nb
-        q0 = (job % nb) * BLOCK
-        q1 = min(q0 + BLOCK, Q)
-        w = q1 - q0
-        rhs = np.empty((n, w))
-        cp = np.empty((n, w))
-        for i in range(n):
-            for j in range(w):
-                q = q0 + j
-                di = -(up[p, i, q] + down[p, i, q])
-                if transpose:
-                    lo = up[p, i - 1, q] if i > 0 else 0.0
-                    hi = down[p, i + 1, q] if i < n - 1 else 0.0
-                else:
-                    lo = down[p, i, q]
-                    hi = up[p, i, q]
-                acc = di * u[p, i, q]
-                if i > 0:
-                    acc += lo * u[p, i - 1, q]
-                if i < n - 1:
-                    acc += hi * u[p, i + 1, q]
-                r = u[p, i, q] + ex * acc
-                a_i = -im * lo
-                b_i = 1.0 - im * di
-                c_i = -im * hi
-                if i == 0:
-                    cp[i, j] = c_i / b_i
-                    rhs[i, j] = r / b_i
-                else:
-                    m = b_i - a_i * cp[i - 1, j]
-                    cp[i, j] = c_i / m
-                    rhs[i, j] = (r - a_i * rhs[i - 1, j]) / m
-        for j in range(w):
-            u[p, n - 1, q0 + j] = rhs[n - 1, j]
-        for i in range(n - 2, -1, -1):
-            for j in range(w):
-                u[p, i, q0 + j] = rhs[i, j] - cp[i, j] * u[p, i + 1, q0 + j]
+    chunks = min(jobs, 4 * threads)
+    for chunk in prange(chunks):
+        rhs = np.empty(n * BLOCK)
+        cp = np.empty(n * BLOCK)
+        if Q == 1:
+            us = np.empty(n * BLOCK)
+            ups = np.empty(n * BLOCK)
+            downs = np.empty(n * BLOCK)
+        for job in range(chunk * jobs // chunks, (chunk + 1) * jobs // chunks):
+            if Q > 1:
+                p = job // per_p
+                q0 = (job - p * per_p) * BLOCK
+                _thomas(u, up, down, p * n * Q + q0, Q, min(BLOCK, Q - q0), n, ex, im, transpose, rhs, cp)
+            else:
+                p0 = job * BLOCK
+                w = min(BLOCK, P - p0)
+                for j in range(w):
+                    for i in range(n):
+                        e = (p0 + j) * n + i
+                        us[i * BLOCK + j] = u[e]
+                        ups[i * BLOCK + j] = up[e]
+                        downs[i * BLOCK + j] = down[e]
+                _thomas(us, ups, downs, 0, BLOCK, w, n, ex, im, transpose, rhs, cp)
+                for j in range(w):
+                    for i in range(n):
+                        u[(p0 + j) * n + i] = us[i * BLOCK + j]
 
 
 @njit(cache=True)

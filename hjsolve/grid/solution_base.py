@@ -39,7 +39,8 @@ class TensorGridSolution(Solution):
         sde = self.problem.sde
         self.domain = Domain(sde, np.asarray(state["center"], dtype=float), np.asarray(state["radius"], dtype=float),
                              int(state["n"]), float(state["noise_width"]))
-        self.time_grid = TimeGrid(sde.T, int(state["nt"]), int(state["save_every"]))
+        self.time_grid = TimeGrid(sde.T, int(state["nt"]), int(state["save_every"]),
+                                  float(state["grading"]) if "grading" in state else 0.0)
         self.log_h_levels = np.ascontiguousarray(state["log_h"], dtype=float)
         self.mass_levels = np.ascontiguousarray(state["mass"], dtype=float)
         self.log_C = float(state["log_C"])
@@ -48,7 +49,7 @@ class TensorGridSolution(Solution):
         dom, tg = self.domain, self.time_grid
         return {"center": dom.center, "radius": dom.radius, "n": np.array(dom.n),
                 "noise_width": np.array(dom.noise_width), "nt": np.array(tg.nt),
-                "save_every": np.array(tg.save_every), "log_h": self.log_h_levels,
+                "save_every": np.array(tg.save_every), "grading": np.array(tg.grading), "log_h": self.log_h_levels,
                 "mass": self.mass_levels, "log_C": np.array(self.log_C)}
 
     @classmethod
@@ -165,7 +166,7 @@ class TensorGridSolution(Solution):
             "log_normalizer_backward": float(log_C_bwd),
             "log_normalizer_forward": float(log_C_fwd),
             "log_normalizer_difference": float(log_C_bwd - log_C_fwd),
-            "points_per_axis": dom.n, "time_steps": self.time_grid.nt,
+            "points_per_axis": dom.n, "time_steps": self.time_grid.nt, "time_grading": self.time_grid.grading,
             "cells": int(dom.n**dom.d),
             "data_box": np.stack([dom.center - dom.radius, dom.center + dom.radius], axis=1).tolist(),
             "boundary_mass": leak, "mass_error": float(abs(mass_T - 1.0)),
