@@ -39,6 +39,7 @@ CASE_2D = {
     "finetune": {"alpha": 1.0, "divergence": "kl"}, "solver": {"method": "neural"},
 }
 SETTINGS = {  # objective -> option overrides
+    "bridge_matching": {"objective": "bridge_matching"},
     "relative_entropy": {"objective": "relative_entropy", "batch_size": 256, "lr": 1e-2, "lr_final": 3e-4, "segments": 0},
     "adjoint_matching": {"objective": "adjoint_matching", "batch_size": 256, "lr": 3e-3, "lr_final": 1e-4},
     "relative_entropy_200": {"objective": "relative_entropy", "batch_size": 256, "lr": 1e-2, "lr_final": 3e-4,
@@ -60,11 +61,10 @@ def run(name, case, objective, budget, evals):
     steps_per_eval = []
 
     def callback(trainer):
-        if trainer.step == 5 and not steps_per_eval:
-            per_step = trainer.elapsed / 5
-            total = int(budget / per_step)
+        if trainer.step in (5, 40):  # the step time, estimated twice (early steps are often faster)
+            total = max(int(budget * trainer.step / trainer.elapsed), trainer.step + 1)
             trainer.options["train_steps"] = total  # lr decay targets the budget
-            steps_per_eval.append(max(total // evals, 1))
+            steps_per_eval[:] = [max(total // evals, 1)]
         sol = trainer.solution
         if steps_per_eval and (trainer.step % steps_per_eval[0] == 0 or trainer.step == trainer.options["train_steps"]):
             sol.net.eval()
@@ -94,7 +94,7 @@ def main():
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--evals", type=int, default=6)
     parser.add_argument("--cases", default="1d,2d,moons")
-    parser.add_argument("--objectives", default="relative_entropy,adjoint_matching")
+    parser.add_argument("--objectives", default="bridge_matching,relative_entropy")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"# bench_neural  {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC  "

@@ -8,7 +8,7 @@ solver entry point is `hjsolve.solvers.neural`.
 - `rewards`: torch versions of the bundled rewards and of r_eff.
 - `network`: the control network g_θ(t, y) ≈ ∇log h(t, y), u_θ = ς² g_θ.
 - `paths`: Euler–Maruyama paths with Girsanov log-weights.
-- `objectives`: the relative-entropy loss (3.12) and adjoint matching.
+- `objectives`: bridge matching (the default), the relative-entropy loss (3.12) and adjoint matching.
 - `train`: the training loop with checkpoints that resume.
 - `estimators`: importance-sampling value, log C and initial-law estimates.
 - `metrics`: Q*_t samples (exact bridges or the reference's controlled SDE), weighted relative

@@ -27,7 +27,8 @@ def torch_reward(reward):
         return lambda y: reward.height * torch.sigmoid(y @ _tensor(reward.weight, y) + reward.offset)
     raise NotApplicableError(
         f"neural: reward.kind = '{kind}' has no torch version, so objective 'relative_entropy' cannot "
-        "differentiate it; use objective = 'adjoint_matching' (it needs only reward.gradient)")
+        "differentiate it; use objective = 'bridge_matching' (the default) or 'adjoint_matching' "
+        "(they need only reward.gradient)")
 
 
 def torch_effective(divergence, r):

@@ -1,9 +1,10 @@
 """The training loop: Adam, a geometric learning-rate decay, a progress bar, resumable checkpoints.
 
 A checkpoint (``torch.save``, written atomically) holds the network and optimiser states, the
-step, the training generator's RNG state, the elapsed training time, the loss history and the
-options that define the run. Resuming from it continues the *same* run: the final parameters
-equal those of an uninterrupted run (tests/test_neural.py checks this bit for bit).
+step, the training generator's RNG state, the elapsed training time, the loss history, the
+options that define the run and, for bridge matching, its pair buffer and running statistics.
+Resuming from it continues the *same* run: the final parameters equal those of an uninterrupted
+run (tests/test_neural.py checks this bit for bit).
 """
 import os
 import time
@@ -14,13 +15,13 @@ import torch
 
 from ..errors import HJSolveError
 from ..progress import progress
-from .objectives import adjoint_matching_loss, relative_entropy_loss
+from .objectives import BridgeMatching, adjoint_matching_loss, relative_entropy_loss
 from .paths import time_grid
 
 #: Options that define a run: a checkpoint written with other values is refused.
 RUN_KEYS = ("objective", "train_steps", "batch_size", "steps", "lr", "lr_final", "hidden", "layers",
             "frequencies", "network", "reward_skip", "score_feature", "weighting", "segments", "seed",
-            "dtype", "grad_clip")
+            "dtype", "grad_clip", "bridge_points", "bridge_times", "bridge_buffer", "bridge_bins")
 
 
 def learning_rate(options, step):
@@ -42,6 +43,9 @@ class Trainer:
         self.elapsed = 0.0
         self.history = []  # (step, elapsed_s, loss, reward, kl)
         self.noise_std = problem.noise_std()
+        self.bridge = None  # the bridge-matching buffer and statistics, part of the checkpoint
+        if options["objective"] == "bridge_matching":
+            self.bridge = BridgeMatching(sampler, self.coeffs, problem, options)
 
     # ----- checkpoints -------------------------------------------------------------------------
     def run_config(self):
@@ -50,7 +54,8 @@ class Trainer:
     def state(self):
         return {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict(), "step": self.step,
                 "rng": self.generator.get_state(), "elapsed": self.elapsed, "history": list(self.history),
-                "config": self.run_config()}
+                "config": self.run_config(),
+                "objective_state": self.bridge.state_dict() if self.bridge is not None else None}
 
     def save(self, path):
         path = Path(path)
@@ -72,6 +77,8 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["rng"])
         self.step, self.elapsed, self.history = state["step"], state["elapsed"], list(state["history"])
+        if self.bridge is not None:
+            self.bridge.load_state_dict(state["objective_state"])
 
     # ----- training ----------------------------------------------------------------------------
     def batch(self):
@@ -86,6 +93,8 @@ class Trainer:
         y0, noise = self.batch()
         if self.options["objective"] == "relative_entropy":
             return relative_entropy_loss(self.coeffs, self.net, self.reward_eff, y0, noise, self.options["segments"])
+        if self.options["objective"] == "bridge_matching":
+            return self.bridge.loss(self.net, y0, noise, self.generator)
         return adjoint_matching_loss(self.coeffs, self.net, self.problem, y0, noise, self.options["weighting"])
 
     def train(self, checkpoint=None, checkpoint_every=50, stop_after=0, callback=None):

@@ -1,8 +1,11 @@
 """Neural-SDE solver (``method = "neural"``, PyTorch): paper 000, (3.10)–(3.16), Section 3.4.
 
 A control network g_θ(t, y) ≈ ∇log h(t, y) (`hjsolve.neural.network`) defines
-u_θ = ς² g_θ (Proposition 3.5). It is trained per unit α on r_eff (DESIGN §1), by either
-- ``objective = "relative_entropy"`` (default): maximise E[r_eff(Y_T) - ½∫|u/ς|² dt] (3.12)/(3.14),
+u_θ = ς² g_θ (Proposition 3.5). It is trained per unit α on r_eff (DESIGN §1), by
+- ``objective = "bridge_matching"`` (default): regression onto denoising / target-score targets
+  at Gaussian-bridge points between importance-weighted end points of Q*; see
+  `hjsolve.neural.objectives`;
+- ``objective = "relative_entropy"``: maximise E[r_eff(Y_T) - ½∫|u/ς|² dt] (3.12)/(3.14),
   differentiated through the Euler–Maruyama solver with checkpointed segments; or
 - ``objective = "adjoint_matching"``: regress g_θ onto the lean adjoint along
   simulated paths (Domingo-Enrich et al. 2024); see `hjsolve.neural.objectives` for why no
@@ -20,14 +23,14 @@ from ..errors import HJSolveError, HJSolveWarning
 from ..solution import Solution
 
 OPTIONS = {
-    "objective": (str, "relative_entropy"),  # relative_entropy | adjoint_matching
+    "objective": (str, "bridge_matching"),  # bridge_matching | relative_entropy | adjoint_matching
     "initial_law": (str, "importance"),  # importance | noise
     "train_steps": (int, 400),  # optimiser steps
     "batch_size": (int, 256),  # paths per step
     "steps": (int, 100),  # Euler steps on [0, T] in training
     "sample_steps": (int, 200),  # Euler steps on [0, T] for sample, value and summary
     "lr": (float, 1e-2),  # initial Adam learning rate
-    "lr_final": (float, 3e-4),  # learning rate at the last step (geometric decay)
+    "lr_final": (float, 3e-3),  # learning rate at the last step (geometric decay)
     "grad_clip": (float, 1.0),  # gradient-norm clipping (0: none); adjoint targets are heavy-tailed
     "hidden": (int, 64),  # MLP width
     "layers": (int, 3),  # MLP hidden layers
@@ -36,6 +39,10 @@ OPTIONS = {
     "reward_skip": (bool, True),  # add φ_θ(t) ∇r_eff(y) to the network (exact at t = T)
     "score_feature": (bool, True),  # feed the pretrained score c(t) s(T - t, y) to the network
     "weighting": (str, "sigma2"),  # adjoint matching time weights: sigma2 (ς²) | uniform
+    "bridge_points": (int, 8192),  # bridge_matching: regression points per step
+    "bridge_times": (int, 32),  # bridge_matching: distinct times per step
+    "bridge_buffer": (int, 8),  # bridge_matching: batches of weighted endpoint pairs kept
+    "bridge_bins": (int, 20),  # bridge_matching: time bins of the adaptive time density
     "segments": (int, 0),  # relative_entropy: torch.utils.checkpoint segments (0: keep the whole graph)
     "checkpoint": (str, ""),  # path of the resumable training checkpoint ("" for none)
     "checkpoint_every": (int, 50),  # steps between checkpoints
@@ -51,8 +58,8 @@ OPTIONS = {
     "sample_reweighting": (str, "initial"),  # initial (ν̂, then u_θ) | path (resample Y_T by path weights)
     "latent": (dict, {}),  # pretrained.kind = "diffusers" only: the options of hjsolve.latent.options
 }
-CHOICES = {"objective": ("adjoint_matching", "relative_entropy"), "initial_law": ("importance", "noise"),
-           "weighting": ("sigma2", "uniform"), "dtype": ("float32", "float64"),
+CHOICES = {"objective": ("adjoint_matching", "bridge_matching", "relative_entropy"),
+           "initial_law": ("importance", "noise"), "weighting": ("sigma2", "uniform"), "dtype": ("float32", "float64"),
            "sample_reweighting": ("initial", "path")}
 
 
@@ -84,7 +91,8 @@ def check_options(options):
         if options[key] not in allowed:
             raise HJSolveError(f"solver.neural.{key}: expected one of {', '.join(allowed)} (got {options[key]!r})")
     for key in ("train_steps", "batch_size", "steps", "sample_steps", "hidden", "layers", "value_paths",
-                "summary_paths", "resampling_factor", "checkpoint_every", "table_value_paths"):
+                "summary_paths", "resampling_factor", "checkpoint_every", "table_value_paths", "bridge_points",
+                "bridge_times", "bridge_buffer", "bridge_bins"):
         if options[key] < 1:
             raise HJSolveError(f"solver.neural.{key}: must be >= 1 (got {options[key]})")
     if not 0 < options["lr_final"] <= options["lr"]:
