@@ -333,7 +333,7 @@ def euler_maruyama_update(y, drift, control, sigma_sqrt_dt, noise, dt):
 
 #: Grid cells (or particles) per thread below which a parallel kernel runs on fewer threads:
 #: launching threads costs more than it saves on small grids, and much more on a busy machine.
-WORK_PER_THREAD = 65_536
+WORK_PER_THREAD = 16_384
 
 
 def use_threads(work):
