@@ -63,14 +63,15 @@ def kernel_throughput(case, points, steps):
     m = np.random.rand(*domain.shape)
     shapes = sweep_shapes(domain.shape)
     factors = step_factors(2, False)
-    use_threads(h.size)
-    start = time.perf_counter()
-    for k in range(steps):
-        ds, t = tg.step(k)
-        rates = gen.rates(t)
-        apply_step(h, rates, factors, ds, False, shapes)
-        apply_step(m, rates, factors, ds, True, shapes)
-    return 2 * points**2 * steps / (time.perf_counter() - start)
+    with use_threads(h.size):
+        start = time.perf_counter()
+        for k in range(steps):
+            ds, t = tg.step(k)
+            rates = gen.rates(t)
+            apply_step(h, rates, factors, ds, False, shapes)
+            apply_step(m, rates, factors, ds, True, shapes)
+        elapsed = time.perf_counter() - start
+    return 2 * points**2 * steps / elapsed
 
 
 def scipy_solve(case, points, steps):

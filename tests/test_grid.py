@@ -185,3 +185,14 @@ def test_figure_data_grid_beats_fipy():
     fipy_err = np.max(np.abs(data["value"][2] - data["value"][0]))
     assert grid_err < 5e-3 and fipy_err > 10 * grid_err, (grid_err, fipy_err)
     assert abs(data["log_normalizer"][1] - data["log_normalizer"][0]) < 1e-4
+
+
+def test_a_grid_solve_leaves_numba_threads_as_it_found_them():
+    """The grid picks its own thread count per pass; the particle kernels that run after it in
+    the same process (e.g. in `hjsolve validate`) keep the caller's."""
+    import numba
+
+    before = numba.get_num_threads()
+    grid = solve(make_case(), "grid", points=101, time_steps=20)  # small: one thread inside
+    grid.control(0.5, np.zeros((3, 1)))
+    assert numba.get_num_threads() == before

@@ -27,6 +27,6 @@ def evaluate(levels, domain, time_grid, t, y):
     idx = np.ascontiguousarray(domain.to_index(t, y))
     value = np.empty(len(y))
     grad = np.empty_like(y)
-    use_threads(len(y) * 4**domain.d)
-    interpolate(levels, np.array(domain.shape, dtype=np.int64), ids, w, idx, value, grad)
+    with use_threads(len(y) * 4**domain.d):
+        interpolate(levels, np.array(domain.shape, dtype=np.int64), ids, w, idx, value, grad)
     return value, grad / (domain.c(t) * domain.dz)

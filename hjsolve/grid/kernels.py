@@ -4,6 +4,9 @@ Every array that lives on the grid is C-ordered with shape (n_0, ..., n_{d-1}); 
 axis k views it as (P, n_k, Q) with P = n_0⋯n_{k-1} and Q = n_{k+1}⋯n_{d-1}, so one 1-D kernel
 serves every axis and every dimension.
 """
+from contextlib import contextmanager
+
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -336,8 +339,13 @@ def euler_maruyama_update(y, drift, control, sigma_sqrt_dt, noise, dt):
 WORK_PER_THREAD = 16_384
 
 
+@contextmanager
 def use_threads(work):
-    """Set Numba's thread count for a kernel call over ``work`` independent items."""
-    import numba
-
+    """Numba's thread count for kernel calls over ``work`` independent items, inside the ``with``
+    block only: the caller's count is restored after it (other solvers run in the same process)."""
+    before = numba.get_num_threads()
     numba.set_num_threads(max(1, min(numba.config.NUMBA_NUM_THREADS, work // WORK_PER_THREAD)))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)

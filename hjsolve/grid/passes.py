@@ -42,7 +42,7 @@ def apply_step(u, rates, factors, ds, transpose, shapes=None):
     """Apply S_k (or S_kᵀ with ``transpose``) to the grid array u in place.
 
     rates : (up, down), each (d, N), from `Generator.rates`; ``shapes`` from `sweep_shapes`.
-    The caller sets the thread count (`use_threads`).
+    The caller sets the thread count (``with use_threads(...)``).
     """
     flat = u.reshape(-1)
     shapes = shapes or sweep_shapes(u.shape)
@@ -104,18 +104,18 @@ def backward(generator, time_grid, log_h_terminal):
     out[0] = _log(h, offset)
     d, shapes = len(shape), sweep_shapes(shape)
     plain, start = step_factors(d, False), step_factors(d, True)
-    use_threads(h.size)
-    for k in range(time_grid.nt):
-        ds, t = time_grid.step(k)
-        apply_step(h, generator.rates(t), start if k < RANNACHER else plain, ds, False, shapes)
-        top = float(np.max(h))
-        if not top > 0.0 or not np.isfinite(top):
-            from ..errors import HJSolveError
-            raise HJSolveError("grid: h lost positivity in the backward pass; refine the grid or time steps")
-        h *= 1.0 / top
-        offset += np.log(top)
-        if (k + 1) % time_grid.save_every == 0:
-            out[(k + 1) // time_grid.save_every] = _log(h, offset)
+    with use_threads(h.size):
+        for k in range(time_grid.nt):
+            ds, t = time_grid.step(k)
+            apply_step(h, generator.rates(t), start if k < RANNACHER else plain, ds, False, shapes)
+            top = float(np.max(h))
+            if not top > 0.0 or not np.isfinite(top):
+                from ..errors import HJSolveError
+                raise HJSolveError("grid: h lost positivity in the backward pass; refine the grid or time steps")
+            h *= 1.0 / top
+            offset += np.log(top)
+            if (k + 1) % time_grid.save_every == 0:
+                out[(k + 1) // time_grid.save_every] = _log(h, offset)
     return out
 
 
@@ -127,12 +127,12 @@ def forward(generator, time_grid, mass_initial):
     out[-1] = m
     d, shapes = len(shape), sweep_shapes(shape)
     plain, start = step_factors(d, False), step_factors(d, True)
-    use_threads(m.size)
-    for k in range(time_grid.nt - 1, -1, -1):
-        ds, t = time_grid.step(k)
-        apply_step(m, generator.rates(t), start if k < RANNACHER else plain, ds, True, shapes)
-        if k % time_grid.save_every == 0:
-            out[k // time_grid.save_every] = m
+    with use_threads(m.size):
+        for k in range(time_grid.nt - 1, -1, -1):
+            ds, t = time_grid.step(k)
+            apply_step(m, generator.rates(t), start if k < RANNACHER else plain, ds, True, shapes)
+            if k % time_grid.save_every == 0:
+                out[k // time_grid.save_every] = m
     return out
 
 
