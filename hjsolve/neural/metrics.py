@@ -19,17 +19,22 @@ import numpy as np
 from scipy.stats import ks_2samp
 
 
-def bridge_samples(sde, x_T, y_0, t, rng):
-    """(n, d) draws of Q*_t from exact pairs x_T = Y_T (n, d), y_0 = Y_0 (n, d) (module docstring)."""
+def bridge_coefficients(sde, t):
+    """(weight of Y_T, weight of Y_0, standard deviation) of the Gaussian bridge at sampler
+    times t (scalar or (K,)): Y_t | (Y_0, Y_T) = N(w_T Y_T + w_0 Y_0, std²) (module docstring)."""
     T = float(sde.T)
-    s = T - float(t)
-    a_s, v_s = float(sde.a(s)), float(sde.var(s))
+    s = T - np.asarray(t, dtype=float)
+    a_s, v_s = np.asarray(sde.a(s), dtype=float) * np.ones_like(s), np.asarray(sde.var(s), dtype=float)
     a_T, v_T = float(sde.a(T)), float(sde.var(T))
     c = a_T / a_s
     w = v_T - c * c * v_s
-    mean = (w * a_s * x_T + c * v_s * y_0) / v_T
-    std = np.sqrt(max(v_s * w / v_T, 0.0))
-    return mean + std * rng.standard_normal(x_T.shape)
+    return w * a_s / v_T, c * v_s / v_T, np.sqrt(np.maximum(v_s * w / v_T, 0.0))
+
+
+def bridge_samples(sde, x_T, y_0, t, rng):
+    """(n, d) draws of Q*_t from exact pairs x_T = Y_T (n, d), y_0 = Y_0 (n, d) (module docstring)."""
+    weight_T, weight_0, std = (float(v) for v in bridge_coefficients(sde, float(t)))
+    return weight_T * x_T + weight_0 * y_0 + std * rng.standard_normal(x_T.shape)
 
 
 def evaluation_times(T, count=20):

@@ -4,7 +4,7 @@
 need no differentiation through the SDE. Under Q* = Q^{u*,ν*} (dQ*/dQ = exp(r_eff(Y_T))/C) the
 path given its end points (Y_0, Y_T) is the pretrained bridge, and the pretrained sampler's
 transition kernels are those of the forward noising reversed, so its bridge is the Gaussian
-bridge of the forward SDE (`metrics.bridge_samples`; exact when the score is the exact score of
+bridge of the forward SDE (`metrics.bridge_coefficients`; exact when the score is the exact score of
 the diffused data law, as for `gaussian_mixture` and the bundled two-moons model). With
 s = T - t, x = Y_T, y = Y_t and Q*(Y_t | Y_T) = Q(Y_t | Y_T):
     ∇log h(t, y) = E_{Q*}[D | Y_t = y] = E_{Q*}[S | Y_t = y],
@@ -51,6 +51,7 @@ change is needed: any VP/VE/OU schedule of the case works as it is
 import numpy as np
 import torch
 
+from .metrics import bridge_coefficients
 from .paths import simulate
 
 
@@ -121,11 +122,9 @@ def bridge_targets(sampler, t, x, y0, grad0, eps):
     T, sde = sampler.T, sampler.sde
     s = T - np.asarray(t, float)
     a_s, v_s = np.asarray(sde.a(s), float) * np.ones_like(s), np.asarray(sde.var(s), float) * np.ones_like(s)
-    a_T, v_T = float(sde.a(T)), float(sde.var(T))
-    c = a_T / a_s
-    w = v_T - c * c * v_s
+    weight_T, weight_0, std = bridge_coefficients(sde, t)
     col = lambda v: sampler.tensor(v)[:, None, None]
-    y_t = col(w * a_s / v_T) * x + col(c * v_s / v_T) * y0 + col(np.sqrt(np.maximum(v_s * w / v_T, 0.0))) * eps
+    y_t = col(weight_T) * x + col(weight_0) * y0 + col(std) * eps
     flat = y_t.reshape(K * m, d)
     with torch.no_grad():
         score = sampler.score_model(sampler, s)(torch.arange(K, device=x.device).repeat_interleave(m), flat)
@@ -148,11 +147,13 @@ class BridgeMatching:
         self.points = int(options["bridge_points"])
         self.times = int(options["bridge_times"])
         self.bins = int(options["bridge_bins"])
-        self.buffer = []  # [(y0 (n, d), y_T (n, d), log-weights (n,))]
+        self.buffer = []  # [(y0 (n, d), y_T (n, d), log-weights (n,), ∇r_eff(y_T) + s(0, y_T) (n, d))]
         self.stat = torch.ones(self.bins, dtype=torch.float64)  # running mean of λ² |g - target|² per bin
         self.mix = torch.zeros(2, self.bins, dtype=torch.float64)  # running E[(S-g)·(S-D)], E|S-D|² per bin
         self.mix[1] = 1.0
         self.data_score = sampler.score_model(sampler, np.zeros(1))  # s(0, ·), the data score
+        fine = np.linspace(0.0, sampler.T, 1001)
+        self.mean_sigma4 = float(np.mean(np.asarray(sampler.sde.sampler_sigma2(fine), float) ** 2))
 
     def state_dict(self):
         return {"buffer": [tuple(x.clone() for x in b) for b in self.buffer], "stat": self.stat.clone(),
@@ -166,8 +167,7 @@ class BridgeMatching:
     def time_weight(self, t):
         """λ(t) = ς(t)⁴ / mean_t ς⁴: the loss is then E|u_θ - u*|² over (t, Q*_t), the validation metric."""
         sig4 = (np.asarray(self.sampler.sde.sampler_sigma2(t), float) * np.ones_like(t)) ** 2
-        fine = np.linspace(0.0, self.sampler.T, 1001)
-        return sig4 / np.mean(np.asarray(self.sampler.sde.sampler_sigma2(fine), float) ** 2)
+        return sig4 / self.mean_sigma4
 
     def loss(self, net, y0, noise, generator):
         """(loss, stats) for paths from y0 (n, d) with Euler noise (N, n, d); draws from ``generator``."""
@@ -200,14 +200,15 @@ class BridgeMatching:
         kappa = torch.clamp(self.mix[0] / self.mix[1], 0.0, 1.0)[bins].to(y_T.dtype).repeat_interleave(per)[:, None]
         target = kappa * dsm + (1 - kappa) * tsm
         tt = sampler.tensor
-        lam = self.time_weight(t) / (self.bins * q[bins].numpy())  # λ(t) / density of t
+        weight = self.time_weight(t)
+        lam = weight / (self.bins * q[bins].numpy())  # λ(t) / density of t
         g = net(tt(t).repeat_interleave(per), flat, tt(sampler.input_scale(t)).repeat_interleave(per), score=score)
         res = ((g - target) ** 2).sum(-1).reshape(K, per)
         loss = (tt(lam)[:, None] * res).mean()
         with torch.no_grad():  # running per-bin statistics: κ and the time density
             mean = lambda v: v.sum(-1).reshape(K, per).double().mean(1).cpu()
             A, B = mean((tsm - g) * (tsm - dsm)), mean((tsm - dsm) ** 2)
-            per_bin = torch.as_tensor(self.time_weight(t), dtype=torch.float64) ** 2 * res.double().mean(1).cpu()
+            per_bin = torch.as_tensor(weight, dtype=torch.float64) ** 2 * res.double().mean(1).cpu()
             for b in range(self.bins):
                 hit = bins == b
                 if hit.any():
