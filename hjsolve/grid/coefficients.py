@@ -79,10 +79,3 @@ class Generator:
             self.cache[t] = out
             self.cache_left -= 2 * 8 * d * N
         return out
-
-
-def axis_view_shape(shape, axis):
-    """(P, n_axis, Q) view of a C-ordered grid array for a sweep along ``axis``."""
-    P = int(np.prod(shape[:axis], dtype=np.int64))
-    Q = int(np.prod(shape[axis + 1:], dtype=np.int64))
-    return (P, shape[axis], Q)

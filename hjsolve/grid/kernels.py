@@ -56,21 +56,23 @@ def fitted_pair(b, scale, kd):
 
 
 @njit(cache=True, inline="always")
-def _line_rates(B, k, n, cell0, wall_lo, wall_hi, inner, scale, kd, up, down):
-    """Rates along axis k of the n cells cell0.. of one line (B (n,) their drift along axis k).
-    ``inner``: k is the line's own axis (walls at its ends), else ``wall_lo``/``wall_hi``: the
-    line lies on the low/high wall of axis k."""
+def _line_rates(B, k, line, n, d, a, dz, up, down):
+    """Rates along axis k (diffusion a) of the n cells of line ``line`` of the last axis, B (n,)
+    their drift along axis k. Reflecting walls: for k = d-1 at the line's two ends, else on the
+    whole line where it lies on the low/high wall of axis k."""
+    cell0 = line * n
     for i in range(n):
-        u, w = fitted_pair(B[i], scale, kd)
+        u, w = fitted_pair(B[i], dz / a, a / (dz * dz))
         up[k, cell0 + i] = u
         down[k, cell0 + i] = w
-    if inner:
+    if k == d - 1:
         up[k, cell0 + n - 1] = 0.0
         down[k, cell0] = 0.0
     else:
-        if wall_hi:
+        pos = (line // n ** (d - 2 - k)) % n  # the line's index along axis k
+        if pos == n - 1:
             up[k, cell0:cell0 + n] = 0.0
-        if wall_lo:
+        if pos == 0:
             down[k, cell0:cell0 + n] = 0.0
 
 
@@ -86,11 +88,9 @@ def drift_rates(drift, diffusion, dz, n, up, down):
     for line in prange(lines):
         Bk = np.empty(n)
         for k in range(d):
-            pos = (line // n ** (d - 2 - k)) % n if k < d - 1 else 0
             for i in range(n):
                 Bk[i] = drift[line * n + i, k]
-            a = diffusion[k]
-            _line_rates(Bk, k, n, line * n, pos == 0, pos == n - 1, k == d - 1, dz / a, a / (dz * dz), up, down)
+            _line_rates(Bk, k, line, n, d, diffusion[k], dz, up, down)
 
 
 @njit(cache=True, parallel=True)
@@ -162,13 +162,12 @@ def _mixture_line(line, mu, c, dmu, dc, f, g2, means, prec, logc, diffusion, z, 
             for i in range(n):
                 S[j, i] += acc[i] * G[m, j, i]
     for k in range(d):
-        inv_c, a = 1.0 / c[k], diffusion[k]
+        inv_c = 1.0 / c[k]
         for i in range(n):
             zk = zl[k] if k < d - 1 else z[i]
             bbar = -f * Y[k, i] + g2 * (S[k, i] / total[i])
             acc[i] = (bbar - dmu[k] - dc[k] * zk) * inv_c
-        pos = (line // n ** (d - 2 - k)) % n if k < d - 1 else 0
-        _line_rates(acc, k, n, line * n, pos == 0, pos == n - 1, k == d - 1, dz / a, a / (dz * dz), up, down)
+        _line_rates(acc, k, line, n, d, diffusion[k], dz, up, down)
 
 
 @njit(cache=True, inline="always")

@@ -18,7 +18,6 @@ so values below e^{-690} of the maximum are floored (far outside the mass of Q*_
 import numba
 import numpy as np
 
-from .coefficients import axis_view_shape
 from .kernels import axis_step, use_threads
 
 RANNACHER = 2
@@ -31,6 +30,13 @@ def step_factors(d, rannacher):
     if not rannacher:
         return [(k, f, 0.5) for k, f in strang]
     return [(k, 0.5 * f, 1.0) for k, f in strang] * 2
+
+
+def axis_view_shape(shape, axis):
+    """(P, n_axis, Q) view of a C-ordered grid array for a sweep along ``axis``."""
+    P = int(np.prod(shape[:axis], dtype=np.int64))
+    Q = int(np.prod(shape[axis + 1:], dtype=np.int64))
+    return (P, shape[axis], Q)
 
 
 def sweep_shapes(shape):
