@@ -166,9 +166,12 @@ def score_vjp_batch(y, v, means, prec, prec_iso, logc, iso):
 
 
 @njit(cache=True, inline="always")
-def _bases(key, first, i0, w, base):
+def _bases(key, first, i0, w):
+    """(B,) stream bases of particles first + i0 .. first + i0 + w - 1."""
+    base = np.empty(BLOCK, dtype=np.uint64)
     for i in range(w):
         base[i] = particle_base(key, first + i0 + i)
+    return base
 
 
 @njit(cache=True, parallel=True)
@@ -187,9 +190,8 @@ def simulate(key, first, y0, from_noise, noise_sd, lin, coef, sd, means, prec, p
         i0 = b * BLOCK
         w = min(n, i0 + BLOCK) - i0
         pi, diff, g, top, total, z, rejected = _scratch(means.shape[1], d)
-        base = np.empty(BLOCK, dtype=np.uint64)
         y, s = np.empty((d, BLOCK)), np.empty((d, BLOCK))
-        _bases(key, first, i0, w, base)
+        base = _bases(key, first, i0, w)
         if from_noise:
             for j in range(d):
                 normals_fill(base, j, w, z, rejected)
@@ -231,10 +233,9 @@ def adjoint(key, first, path, lam_T, n_bismut, lin, coef, sd, means, prec, prec_
         i0 = b * BLOCK
         w = min(n, i0 + BLOCK) - i0
         pi, diff, g, top, total, z, rejected = _scratch(means.shape[1], d)
-        base = np.empty(BLOCK, dtype=np.uint64)
         y, s, lam, v, tmp = (np.empty((d, BLOCK)), np.empty((d, BLOCK)), np.empty((d, BLOCK)),
                              np.zeros((d, BLOCK)), np.empty((d, BLOCK)))
-        _bases(key, first, i0, w, base)
+        base = _bases(key, first, i0, w)
         _load(lam_T, i0, w, lam)
         for k in range(N - 1, -1, -1):
             _load(path[:, k], i0, w, y)
@@ -269,9 +270,8 @@ def controlled_step(key, first, k, y, u, lin, coef, ccoef, sd, means, prec, prec
         i0 = b * BLOCK
         w = min(n, i0 + BLOCK) - i0
         pi, diff, g, top, total, z, rejected = _scratch(means.shape[0], d)
-        base = np.empty(BLOCK, dtype=np.uint64)
         yb, s = np.empty((d, BLOCK)), np.empty((d, BLOCK))
-        _bases(key, first, i0, w, base)
+        base = _bases(key, first, i0, w)
         _load(y, i0, w, yb)
         mixture_score_block(yb, w, means, prec, prec_iso, logc, iso, s, pi, diff, g, top, total)
         for j in range(d):
