@@ -21,7 +21,8 @@ from .paths import time_grid
 #: Options that define a run: a checkpoint written with other values is refused.
 RUN_KEYS = ("objective", "train_steps", "batch_size", "steps", "lr", "lr_final", "hidden", "layers",
             "frequencies", "network", "reward_skip", "score_feature", "weighting", "segments", "seed",
-            "dtype", "grad_clip", "bridge_points", "bridge_times", "bridge_buffer", "bridge_bins")
+            "dtype", "grad_clip", "bridge_points", "bridge_times", "bridge_buffer", "bridge_bins",
+            "bridge_rao_blackwell", "ema")
 
 
 def learning_rate(options, step):
@@ -44,6 +45,8 @@ class Trainer:
         self.history = []  # (step, elapsed_s, loss, reward, kl)
         self.noise_std = problem.noise_std()
         self.bridge = None  # the bridge-matching buffer and statistics, part of the checkpoint
+        # the exponential moving average of the parameters (``ema``), part of the checkpoint
+        self.average = [p.detach().clone() for p in net.parameters()] if options["ema"] > 0 else None
         if options["objective"] == "bridge_matching":
             self.bridge = BridgeMatching(sampler, self.coeffs, problem, options)
 
@@ -55,7 +58,8 @@ class Trainer:
         return {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict(), "step": self.step,
                 "rng": self.generator.get_state(), "elapsed": self.elapsed, "history": list(self.history),
                 "config": self.run_config(),
-                "objective_state": self.bridge.state_dict() if self.bridge is not None else None}
+                "objective_state": self.bridge.state_dict() if self.bridge is not None else None,
+                "average": [p.clone() for p in self.average] if self.average is not None else None}
 
     def save(self, path):
         path = Path(path)
@@ -79,6 +83,8 @@ class Trainer:
         self.step, self.elapsed, self.history = state["step"], state["elapsed"], list(state["history"])
         if self.bridge is not None:
             self.bridge.load_state_dict(state["objective_state"])
+        if self.average is not None:
+            self.average = [p.clone() for p in state["average"]]
 
     # ----- training ----------------------------------------------------------------------------
     def batch(self):
@@ -96,6 +102,19 @@ class Trainer:
         if self.options["objective"] == "bridge_matching":
             return self.bridge.loss(self.net, y0, noise, self.generator)
         return adjoint_matching_loss(self.coeffs, self.net, self.problem, y0, noise, self.options["weighting"])
+
+    def update_average(self):
+        """Exponential moving average of the parameters, decay min(ema, (1 + k)/(10 + k)) at step k
+        (the warm-up forgets the initial weights in short runs); at the last step the network
+        takes the averaged parameters, which are what the trained solution evaluates."""
+        decay = min(self.options["ema"], (1.0 + self.step) / (10.0 + self.step))
+        with torch.no_grad():
+            params = list(self.net.parameters())
+            for avg, p in zip(self.average, params):
+                avg.mul_(decay).add_(p.detach(), alpha=1.0 - decay)
+            if self.step >= self.options["train_steps"]:
+                for avg, p in zip(self.average, params):
+                    p.copy_(avg)
 
     def train(self, checkpoint=None, checkpoint_every=50, stop_after=0, callback=None):
         """Run to ``train_steps`` (resuming from ``checkpoint`` if it exists).
@@ -125,6 +144,8 @@ class Trainer:
                     torch.nn.utils.clip_grad_norm_(self.net.parameters(), opts["grad_clip"])
                 self.optimizer.step()
                 self.step += 1
+                if self.average is not None:
+                    self.update_average()
                 done_here += 1
                 self.elapsed += time.process_time() - start
                 reward = float(np.mean(self.problem.reward(stats["y"].double().cpu().numpy())))

@@ -39,10 +39,12 @@ OPTIONS = {
     "reward_skip": (bool, True),  # add φ_θ(t) ∇r_eff(y) to the network (exact at t = T)
     "score_feature": (bool, True),  # feed the pretrained score c(t) s(T - t, y) to the network
     "weighting": (str, "sigma2"),  # adjoint matching time weights: sigma2 (ς²) | uniform
-    "bridge_points": (int, 8192),  # bridge_matching: regression points per step
-    "bridge_times": (int, 32),  # bridge_matching: distinct times per step
+    "bridge_points": (int, 16384),  # bridge_matching: regression points per step
+    "bridge_times": (int, 64),  # bridge_matching: distinct times per step
     "bridge_buffer": (int, 8),  # bridge_matching: batches of weighted endpoint pairs kept
     "bridge_bins": (int, 20),  # bridge_matching: time bins of the adaptive time density
+    "bridge_rao_blackwell": (bool, True),  # bridge_matching: targets averaged over the pairs given Y_t
+    "ema": (float, 0.99),  # decay of the weight average used at the end of training (0: none)
     "segments": (int, 0),  # relative_entropy: torch.utils.checkpoint segments (0: keep the whole graph)
     "checkpoint": (str, ""),  # path of the resumable training checkpoint ("" for none)
     "checkpoint_every": (int, 50),  # steps between checkpoints
@@ -95,6 +97,8 @@ def check_options(options):
                 "bridge_times", "bridge_buffer", "bridge_bins"):
         if options[key] < 1:
             raise HJSolveError(f"solver.neural.{key}: must be >= 1 (got {options[key]})")
+    if not 0 <= options["ema"] < 1:
+        raise HJSolveError(f"solver.neural.ema: must be in [0, 1) (got {options['ema']})")
     if not 0 < options["lr_final"] <= options["lr"]:
         raise HJSolveError("solver.neural.lr_final: must be in (0, lr]")
 
