@@ -2,7 +2,7 @@
 reference, versus CPU training time: the exact solver on the bundled-style 1-D and 2-D mixture
 cases, the grid solver on the two-moons case (a python score model, no closed form).
 
-    .venv/bin/python benchmarks/bench_neural.py [--budget 180] [--threads 1] [--cases 1d,2d,moons]
+    .venv/bin/python benchmarks/bench_neural.py [--budget 180] [--threads 1] [--cases 1d,2d,moons] [--set hidden=128]
 
 Prints one table row per evaluation point: case, objective, step, training time [s] (evaluation
 excluded), rel. L2 error of u over (t, Q*_t), max |Δ value| on Q*_{0.5} points (kl: α log h),
@@ -15,6 +15,7 @@ import os
 import platform
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -52,11 +53,12 @@ def value_error(sol, reference, n=300, seed=1):
     return float(np.max(np.abs(sol.value(0.5, y) - reference.value(0.5, y))))
 
 
-def run(name, case, objective, budget, evals):
+def run(name, case, objective, budget, evals, overrides=None):
     reference = reference_solution(case)
     reference_samples = reference.sample(3000, seed=99)
     opts = {k: v for k, (_, v) in neural.OPTIONS.items()}
     opts.update(SETTINGS[objective])
+    opts.update(overrides or {})
     opts["train_steps"] = 10_000  # replaced below once the step time is known
     steps_per_eval = []
 
@@ -95,16 +97,19 @@ def main():
     parser.add_argument("--evals", type=int, default=6)
     parser.add_argument("--cases", default="1d,2d,moons")
     parser.add_argument("--objectives", default="bridge_matching,relative_entropy")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a [solver.neural] option (TOML value), e.g. --set hidden=128")
     args = parser.parse_args()
+    overrides = {k: tomllib.loads(f"v = {v}")["v"] for k, v in (item.split("=", 1) for item in args.set)}
     torch.set_num_threads(args.threads)
     print(f"# bench_neural  {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC  "
           f"{platform.platform()}  {platform.processor() or platform.machine()}  cpus={os.cpu_count()}  "
-          f"torch={torch.__version__} threads={args.threads}  load={os.getloadavg()[0]:.2f}  budget={args.budget:g}s")
+          f"torch={torch.__version__} threads={args.threads}  load={os.getloadavg()[0]:.2f}  budget={args.budget:g}s  {overrides or ''}")
     print("case   | objective         |   step | train s  | relL2(u) | max|dv|  | energy d  | KS p")
     cases = {"1d": lambda: make_case(BIMODAL_1D), "2d": lambda: make_case(CASE_2D), "moons": lambda: hjsolve.load_case(MOONS)}
     for name in args.cases.split(","):
         for objective in args.objectives.split(","):
-            run(name, cases[name](), objective, args.budget, args.evals)
+            run(name, cases[name](), objective, args.budget, args.evals, overrides)
     print(f"# load at end {os.getloadavg()[0]:.2f}")
 
 

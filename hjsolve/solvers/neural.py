@@ -11,8 +11,9 @@ u_θ = ς² g_θ (Proposition 3.5). It is trained per unit α on r_eff (DESIGN �
   simulated paths (Domingo-Enrich et al. 2024); see `hjsolve.neural.objectives` for why no
   memoryless schedule is needed when the initial law is optimised separately.
 The initial law ν* ∝ h(0,·) p_noise (3.16) is drawn by importance resampling of p_noise with
-the learned control as proposal (``initial_law = "importance"``), or left at p_noise
-(``"noise"``). value(t, y) = value_scale · log h with log h estimated by importance sampling
+the learned control as proposal (``initial_law = "importance"``), as the terminal law of the
+learned auxiliary control of (3.31)–(3.32) (``"learned"``, `hjsolve.neural.initial`), or left at
+p_noise (``"noise"``). value(t, y) = value_scale · log h with log h estimated by importance sampling
 (`hjsolve.neural.estimators`). torch is imported only when solving.
 """
 import warnings
@@ -24,7 +25,8 @@ from ..solution import Solution
 
 OPTIONS = {
     "objective": (str, "bridge_matching"),  # bridge_matching | relative_entropy | adjoint_matching
-    "initial_law": (str, "importance"),  # importance | noise
+    "initial_law": (str, "importance"),  # importance | learned ((3.31)-(3.32)) | noise
+    "initial_train_steps": (int, 300),  # initial_law = "learned": optimiser steps of the auxiliary control
     "train_steps": (int, 400),  # optimiser steps
     "batch_size": (int, 256),  # paths per step
     "steps": (int, 100),  # Euler steps on [0, T] in training
@@ -61,7 +63,7 @@ OPTIONS = {
     "latent": (dict, {}),  # pretrained.kind = "diffusers" only: the options of hjsolve.latent.options
 }
 CHOICES = {"objective": ("adjoint_matching", "bridge_matching", "relative_entropy"),
-           "initial_law": ("importance", "noise"), "weighting": ("sigma2", "uniform"), "dtype": ("float32", "float64"),
+           "initial_law": ("importance", "learned", "noise"), "weighting": ("sigma2", "uniform"), "dtype": ("float32", "float64"),
            "sample_reweighting": ("initial", "path")}
 
 
@@ -94,7 +96,7 @@ def check_options(options):
             raise HJSolveError(f"solver.neural.{key}: expected one of {', '.join(allowed)} (got {options[key]!r})")
     for key in ("train_steps", "batch_size", "steps", "sample_steps", "hidden", "layers", "value_paths",
                 "summary_paths", "resampling_factor", "checkpoint_every", "table_value_paths", "bridge_points",
-                "bridge_times", "bridge_buffer", "bridge_bins"):
+                "bridge_times", "bridge_buffer", "bridge_bins", "initial_train_steps"):
         if options[key] < 1:
             raise HJSolveError(f"solver.neural.{key}: must be >= 1 (got {options[key]})")
     if not 0 <= options["ema"] < 1:
@@ -108,7 +110,7 @@ class NeuralSolution(Solution):
 
     method = "neural"
 
-    def __init__(self, case, options, summary=None, net_state=None):
+    def __init__(self, case, options, summary=None, net_state=None, initial_state=None):
         super().__init__(case, summary)
         torch = _torch()
         from ..neural.coefficients import TorchSampler
@@ -128,6 +130,22 @@ class NeuralSolution(Solution):
             self.net.load_state_dict(net_state)
         self.net.eval()
         self._eval_calls = 0
+        self.initial = None  # the LearnedInitialLaw once fitted (initial_law = "learned")
+        if initial_state is not None:
+            self.fit_initial_law(initial_state)
+
+    def fit_initial_law(self, state=None):
+        """Build the learned initial law of (3.31)-(3.32) on the current network: load ``state``
+        (its network's state dict), or train it with the run's seed. Returns self."""
+        from ..neural.initial import LearnedInitialLaw
+
+        self.initial = LearnedInitialLaw(self.sampler, self.net, self.options)
+        if state is not None:
+            self.initial.k.load_state_dict(state)
+        else:
+            with _threads(self.torch, self.options["threads"]):
+                self.initial.train(self._generator(self.options["seed"] + 104729))
+        return self
 
     def _generator(self, seed):
         return self.torch.Generator().manual_seed(int(seed))
@@ -174,9 +192,18 @@ class NeuralSolution(Solution):
         if opts["sample_reweighting"] == "path":
             return resample_paths(self.sampler, self.net, n, opts["resampling_factor"], opts["sample_steps"], gen)
         y0, stats = draw_initial(self.sampler, self.net, n, opts["resampling_factor"], opts["sample_steps"], gen,
-                                 law=opts["initial_law"])
+                                 law=opts["initial_law"], learned=self.initial)
         y_T, _ = controlled_log_weights(self.sampler, self.net, y0, 0.0, opts["sample_steps"], gen)
         return y_T, stats
+
+    def sample_initial(self, n, seed=0):
+        """(n, d) draws of the initial law of ``initial_law`` (ν* for importance and learned)."""
+        from ..neural.estimators import draw_initial
+
+        opts = self.options
+        with _threads(self.torch, opts["threads"]):
+            return draw_initial(self.sampler, self.net, n, opts["resampling_factor"], opts["sample_steps"],
+                                self._generator(seed), law=opts["initial_law"], learned=self.initial)[0]
 
     def sample(self, n, seed=0):
         """(n, d) samples of the fine-tuned law (see `sample_with_stats`)."""
@@ -193,7 +220,10 @@ class NeuralSolution(Solution):
 
     # ----- persistence -------------------------------------------------------------------------
     def _state(self):
-        return {f"net.{k}": v.detach().cpu().numpy() for k, v in self.net.state_dict().items()}
+        state = {f"net.{k}": v.detach().cpu().numpy() for k, v in self.net.state_dict().items()}
+        if self.initial is not None:
+            state.update({f"initial.{k}": v.detach().cpu().numpy() for k, v in self.initial.k.state_dict().items()})
+        return state
 
     @classmethod
     def from_state(cls, case, summary, state):
@@ -205,8 +235,9 @@ class NeuralSolution(Solution):
 
             return LatentSolution.from_state(case, summary, state)
         torch = _torch()
-        net_state = {k[len("net."):]: torch.as_tensor(v) for k, v in state.items() if k.startswith("net.")}
-        return cls(case, summary["options"], summary=summary, net_state=net_state)
+        part = lambda prefix: {k[len(prefix):]: torch.as_tensor(v) for k, v in state.items() if k.startswith(prefix)}
+        options = {**{k: v for k, (_, v) in OPTIONS.items()}, **summary["options"]}  # saves made before an option existed
+        return cls(case, options, summary=summary, net_state=part("net."), initial_state=part("initial.") or None)
 
     # ----- summary -----------------------------------------------------------------------------
     def compute_summary(self, trainer=None):
@@ -233,7 +264,7 @@ class NeuralSolution(Solution):
             shifted = 0.5 * np.exp(half_log_m2 - kappa) if np.isfinite(kappa) else np.inf
             tv_bound = 0.5 * np.exp(half_log_m2) if problem.divergence.name == "kl" else shifted
         _, init = draw_initial(self.sampler, self.net, 500, opts["resampling_factor"], opts["sample_steps"], gen,
-                               law=opts["initial_law"])
+                               law=opts["initial_law"], learned=self.initial)
         ess = effective_sample_size(log_w)
         self.summary.update({
             "case": self.case.title, "method": self.method, "dimension": problem.dimension,
@@ -286,6 +317,8 @@ def train_solution(case, options, callback=None):
     trainer.train(checkpoint=options["checkpoint"] or None, checkpoint_every=options["checkpoint_every"],
                   stop_after=options["stop_after"], callback=callback)
     solution.net.eval()
+    if options["initial_law"] == "learned" and trainer.step >= options["train_steps"]:
+        solution.fit_initial_law()
     return solution, trainer
 
 
