@@ -22,6 +22,7 @@ unbiased estimate of C·ν*(Z_T)/ν̃(Z_T) (L the controlled sampler's log-weigh
 import numpy as np
 import torch
 
+from ..progress import progress
 from .network import ControlNet
 from .train import learning_rate
 
@@ -62,17 +63,18 @@ class LearnedInitialLaw:
 
     def train(self, generator):
         """Adam on (3.32) for ``initial_train_steps`` steps of ``batch_size`` paths (g_θ frozen);
-        the learning rate decays as in the main training. Returns the last loss."""
+        the learning rate decays as in the main training. The bar shows E ½∫|q/σ'|² dt, the path
+        KL from P⁰ (→ KL(ν*‖p_noise) at q*)."""
         opts = self.options
         schedule = dict(opts, train_steps=opts["initial_train_steps"])
         frozen = [p.requires_grad for p in self.net.parameters()]
         for p in self.net.parameters():
             p.requires_grad_(False)
         optimizer = torch.optim.Adam(self.k.parameters(), lr=opts["lr"])
-        loss = torch.tensor(float("nan"))
         try:
             self.k.train()
-            for step in range(opts["initial_train_steps"]):
+            bar = progress(range(opts["initial_train_steps"]), desc="neural: initial law (3.32)")
+            for step in bar:
                 for group in optimizer.param_groups:
                     group["lr"] = learning_rate(schedule, step)
                 z, cost, _ = self.simulate(opts["batch_size"], generator)
@@ -82,11 +84,11 @@ class LearnedInitialLaw:
                 if opts["grad_clip"] > 0:
                     torch.nn.utils.clip_grad_norm_(self.k.parameters(), opts["grad_clip"])
                 optimizer.step()
+                bar.set_postfix(kl=f"{float(cost.detach().mean()):.4g}", refresh=False)
         finally:
             for p, flag in zip(self.net.parameters(), frozen):
                 p.requires_grad_(flag)
             self.k.eval()
-        return float(loss.detach())
 
     def sample(self, n, generator):
         """(Z_T (n, d) numpy float64, log dP⁰/dP^q (n,) numpy): n draws of the learned ν̃."""
