@@ -443,10 +443,10 @@ def test_learned_initial_law_end_to_end_and_reload(tmp_path):
 FAST = {"train_steps": 150, "batch_size": 128, "steps": 50, "sample_steps": 100, "resampling_factor": 8,
         "summary_paths": 4000, "value_paths": 64}
 #: Thresholds on the weighted relative L2 error of u over (t, Q*_t) (the zero control has error 1),
-#: about 1.5x the errors measured on 2026-12-02: FAST training (150 steps) gives 0.080 with bridge
-#: matching (the default), 0.12 with relative entropy (lr_final 3e-4); adjoint matching after 300
-#: steps 0.17 (2026-11-23); bridge matching with 400 steps (LONGER) 0.16 in 2-D against exact and
-#: 0.17 on two moons against the grid.
+#: about 1.5x the errors measured on 2026-12-02 (Rao-Blackwellised targets, EMA): FAST training
+#: (150 steps) gives 0.088 with bridge matching (the default), 0.126 with relative entropy
+#: (lr_final 3e-4); adjoint matching after 300 steps 0.173; bridge matching with 400 steps (LONGER)
+#: 0.162 in 2-D against exact and 0.162 on two moons against the grid.
 BM_1D_THRESHOLD = 0.12
 RE_1D_THRESHOLD = 0.18
 AM_1D_THRESHOLD = 0.3
