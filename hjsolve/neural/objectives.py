@@ -25,15 +25,17 @@ Rao–Blackwellisation (``bridge_rao_blackwell``): the m pairs of one time form 
 of Q*(Y_0, Y_T); given the bridge point y_t, the pair is j with posterior probability
 ∝ N(y_t; w_T x_j + w_0 y0_j, std² I), and D, S are affine in (x, ∇r_eff(x) + s(0, x)), so
 replacing those by their posterior means keeps the targets' conditional mean given y_t and cuts
-their variance (15x at t = 0.8 in 1-D, tests/test_neural.py), at O(m²) per time. Unlike ``relative_entropy`` (which weights errors by Q^{u_θ},
-so a mode the control empties too early costs almost nothing) this weights them by Q*.
+their variance (15x at t = 0.8 in 1-D, tests/test_neural.py), at O(m²) per time.
+Unlike ``relative_entropy`` (which weights errors by Q^{u_θ}, so a mode the control empties too
+early costs almost nothing) this weights them by Q*.
 
 ``relative_entropy`` (paper 000, (3.12)–(3.14)): maximise over the control
     J(u) = E[r_eff(Y_T) - ½∫_0^T |u/ς|² dt],  Y_0 ~ p_noise,
 by backpropagating through the Euler–Maruyama solver (`paths.simulate`, memory bounded by
 `torch.utils.checkpoint` segments). The initial law is not a network parameter here: by
 (3.13) the problem separates into (3.14) for u and (3.15) for ν, and ν* ∝ h(0,·) p_noise
-is obtained afterwards from the trained control (`estimators`), so the KL(ν‖p_noise) term of
+is obtained afterwards from the trained control (`estimators`, or `initial` for the learned
+law of (3.31)–(3.32)), so the KL(ν‖p_noise) term of
 (3.13) is the one (3.15) maximises, not part of this loss.
 
 ``adjoint_matching`` (Domingo-Enrich, Drozdzal, Karrer, Chen 2024): simulate paths with the
