@@ -98,8 +98,14 @@ class Solution:
                 "control": np.stack([u.reshape(g0.shape + (d,)) for _, u in pairs])}
 
     def plot_box(self):
-        """(lo, hi) arrays (d,) covering the pretrained mixture and the reward's features."""
+        """(lo, hi) arrays (d,) covering the pretrained mixture and the reward's features; for a
+        model without a closed form (python score), the grid's box from a pilot simulation."""
         pre = self.problem.pretrained
+        if not hasattr(pre, "means"):
+            from .grid.domain import choose_data_box
+
+            center, radius = choose_data_box(self.problem)
+            return center - radius, center + radius
         spread = 4.0 * pre.max_std
         lo = pre.means.min(axis=0) - spread
         hi = pre.means.max(axis=0) + spread

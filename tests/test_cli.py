@@ -92,6 +92,10 @@ BAD_INPUTS = {  # id: (edit of CASE_1D: (old, new), () or MISSING; extra argumen
     "missing_file": (MISSING, [], "<file>"),
     "set_without_equals": ((), ["--set", "finetune.alpha"], "--set"),
     "unknown_method": ((), ["--method", "newton"], "--method"),
+    "solver_option_value": (('method = "exact"', 'method = "particle"\n[solver.particle]\nn_steps = 0'), [],
+                            "solver.particle.n_steps"),
+    "unknown_solver_option": (('method = "exact"', 'method = "exact"\n[solver.exact]\nnodes = 3'), [],
+                              "solver.exact.nodes"),
 }
 
 

@@ -523,12 +523,15 @@ def test_bridge_matching_learns_the_control_2d():
 
 
 @pytest.mark.slow
-def test_bridge_matching_learns_the_two_moons_control_against_the_grid():
-    """A python score model without closed form: the grid solution is the reference."""
+def test_bridge_matching_learns_the_two_moons_control_against_the_grid(tmp_path):
+    """A python score model without closed form: the grid solution is the reference. The solution
+    saves (its plotting table needs a box without mixture means) and reloads to the same control."""
     case = hjsolve.load_case(REPO / "cases" / "two_moons_2d.toml")
     grid = hjsolve.solve(case, "grid")
     sol = hjsolve.solve(case, "neural", **LONGER)
     assert weighted_relative_l2(sol.control, grid, n=1000) < BM_MOONS_THRESHOLD
+    y = grid.sample(50, seed=1)
+    np.testing.assert_array_equal(hjsolve.load(sol.save(tmp_path / "moons")).control(0.5, y), sol.control(0.5, y))
 
 
 def test_checkpointed_segments_give_the_same_gradient():

@@ -6,7 +6,7 @@ A solver module defines ``OPTIONS`` (option name -> (type, default)), ``SOLUTION
 import importlib
 import time
 
-from ..errors import HJSolveError
+from ..errors import CaseError, HJSolveError
 
 #: Every method the design names, with the module that implements it.
 METHODS = {
@@ -53,8 +53,22 @@ def solve(case, method=None, **options):
     """
     method = method or case.method
     module = _module(method)
-    opts = resolve_options(method, case.options(method), options)
     start = time.perf_counter()
-    solution = module.solve(case, opts)
+    try:
+        solution = module.solve(case, resolve_options(method, case.options(method), options))
+    except HJSolveError as exc:
+        located = _naming_the_case(exc, case)
+        if located is exc:
+            raise
+        raise located from exc
     solution.summary["wall_time_s"] = time.perf_counter() - start
     return solution
+
+
+def _naming_the_case(exc, case):
+    """A solver's ``solver.<method>.<key>: reason`` error as a `CaseError` naming the case file
+    (the checks of option values live in the solvers); any other error unchanged."""
+    key, sep, reason = str(exc).partition(": ")
+    if type(exc) is not HJSolveError or not case.source or not key.startswith("solver.") or not sep:
+        return exc
+    return CaseError(case.source, key, reason)

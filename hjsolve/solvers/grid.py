@@ -72,7 +72,7 @@ def setup(case, options, method):
         grading = DEFAULT_GRADING[d] if method == "grid" else 0.0
     if grading > 1.0:
         from ..errors import HJSolveError
-        raise HJSolveError(f"solver.{method}.time_grading must be in [0, 1] (got {grading:g})")
+        raise HJSolveError(f"solver.{method}.time_grading: must be in [0, 1] (got {grading:g})")
     return domain, TimeGrid(problem.sde.T, nt, save_every, grading)
 
 
