@@ -6,6 +6,7 @@ import numpy as np
 
 from .errors import HJSolveError
 from .io import write_json, write_npz
+from .mixture import GaussianMixture
 from .progress import progress
 
 SUMMARY_KEYS = (
@@ -101,7 +102,7 @@ class Solution:
         """(lo, hi) arrays (d,) covering the pretrained mixture and the reward's features; for a
         model without a closed form (python score), the grid's box from a pilot simulation."""
         pre = self.problem.pretrained
-        if not hasattr(pre, "means"):
+        if not isinstance(pre, GaussianMixture):
             from .grid.domain import choose_data_box
 
             center, radius = choose_data_box(self.problem)

@@ -14,7 +14,6 @@ import numpy as np
 import torch
 from scipy.special import logsumexp
 
-from ..errors import HJSolveError
 from .paths import simulate, time_grid
 
 
@@ -63,19 +62,22 @@ def resample_paths(sampler, net, n, factor, steps, generator):
     return y_T[_resample(log_w, n, generator)], {"sampler": "path_resampling", "path_ess": ess, "path_ess_fraction": ess / m}
 
 
+def learned_initial_stats(log_w, log_ratio):
+    """Stats of learned initial draws: the ESS of exp(log_w + log_ratio) ∝ ν*/ν̃ (`initial`), from the
+    controlled sampler's log-weights (n,) and the auxiliary paths' log dP⁰/dP^q (n,)."""
+    ess = effective_sample_size(log_w + log_ratio)
+    return {"initial_law": "learned", "initial_ess": ess, "initial_ess_fraction": ess / len(log_w)}
+
+
 def draw_initial(sampler, net, n, factor, steps, generator, law="importance", learned=None):
     """(Y_0 (n, d), stats): n draws of the initial law ("importance": resampled p_noise; "noise":
     p_noise; "learned": the end points of ``learned``, a `initial.LearnedInitialLaw`, with the ESS of
     their importance weights against ν*)."""
     d = sampler.dimension
     if law == "learned":
-        if learned is None:
-            raise HJSolveError("neural: initial_law = 'learned' but the initial law was not trained "
-                               "(training stopped early; run again to finish)")
         y0, log_ratio = learned.sample(n, generator)
         _, log_w = controlled_log_weights(sampler, net, y0, 0.0, steps, generator)
-        ess = effective_sample_size(log_w + log_ratio)
-        return y0, {"initial_law": "learned", "initial_ess": ess, "initial_ess_fraction": ess / n}
+        return y0, learned_initial_stats(log_w, log_ratio)
     std = sampler.problem.noise_std()
     if law == "noise":
         y0 = std * torch.randn(n, d, generator=generator, dtype=torch.float64).numpy()

@@ -185,25 +185,43 @@ class NeuralSolution(Solution):
             return self._sample(n, seed)
 
     def _sample(self, n, seed):
-        from ..neural.estimators import controlled_log_weights, draw_initial, resample_paths
+        from ..neural.estimators import controlled_log_weights, learned_initial_stats, resample_paths
 
         gen = self._generator(seed)
         opts = self.options
         if opts["sample_reweighting"] == "path":
             return resample_paths(self.sampler, self.net, n, opts["resampling_factor"], opts["sample_steps"], gen)
-        y0, stats = draw_initial(self.sampler, self.net, n, opts["resampling_factor"], opts["sample_steps"], gen,
-                                 law=opts["initial_law"], learned=self.initial)
+        if opts["initial_law"] == "learned":  # one simulation gives Y_T and the initial law's weights
+            y0, log_ratio = self._learned_initial().sample(n, gen)
+            y_T, log_w = controlled_log_weights(self.sampler, self.net, y0, 0.0, opts["sample_steps"], gen)
+            return y_T, learned_initial_stats(log_w, log_ratio)
+        y0, stats = self._draw_initial(n, gen)
         y_T, _ = controlled_log_weights(self.sampler, self.net, y0, 0.0, opts["sample_steps"], gen)
         return y_T, stats
 
     def sample_initial(self, n, seed=0):
         """(n, d) draws of the initial law of ``initial_law`` (ν* for importance and learned)."""
+        gen = self._generator(seed)
+        with _threads(self.torch, self.options["threads"]):
+            if self.options["initial_law"] == "learned":
+                return self._learned_initial().sample(n, gen)[0]
+            return self._draw_initial(n, gen)[0]
+
+    def _learned_initial(self):
+        """The fitted `LearnedInitialLaw`; an error if training stopped before it was fitted."""
+        if self.initial is None:
+            raise HJSolveError("neural: initial_law = 'learned' but the initial law was not trained "
+                               "(training stopped early; run again to finish)")
+        return self.initial
+
+    def _draw_initial(self, n, generator):
+        """(Y_0 (n, d), stats): `estimators.draw_initial` with this solution's options."""
         from ..neural.estimators import draw_initial
 
         opts = self.options
-        with _threads(self.torch, opts["threads"]):
-            return draw_initial(self.sampler, self.net, n, opts["resampling_factor"], opts["sample_steps"],
-                                self._generator(seed), law=opts["initial_law"], learned=self.initial)[0]
+        learned = self._learned_initial() if opts["initial_law"] == "learned" else None
+        return draw_initial(self.sampler, self.net, n, opts["resampling_factor"], opts["sample_steps"], generator,
+                            law=opts["initial_law"], learned=learned)
 
     def sample(self, n, seed=0):
         """(n, d) samples of the fine-tuned law (see `sample_with_stats`)."""
@@ -220,10 +238,9 @@ class NeuralSolution(Solution):
 
     # ----- persistence -------------------------------------------------------------------------
     def _state(self):
-        state = {f"net.{k}": v.detach().cpu().numpy() for k, v in self.net.state_dict().items()}
-        if self.initial is not None:
-            state.update({f"initial.{k}": v.detach().cpu().numpy() for k, v in self.initial.k.state_dict().items()})
-        return state
+        modules = {"net": self.net, "initial": self.initial.k if self.initial is not None else None}
+        return {f"{prefix}.{k}": v.detach().cpu().numpy() for prefix, module in modules.items() if module is not None
+                for k, v in module.state_dict().items()}
 
     @classmethod
     def from_state(cls, case, summary, state):
@@ -244,7 +261,7 @@ class NeuralSolution(Solution):
         """DESIGN §3 keys from importance sampling with ``summary_paths`` paths, plus training entries."""
         from scipy.special import logsumexp
 
-        from ..neural.estimators import controlled_log_weights, draw_initial, effective_sample_size
+        from ..neural.estimators import controlled_log_weights, effective_sample_size
 
         problem, opts = self.problem, self.options
         m = opts["summary_paths"]
@@ -263,8 +280,7 @@ class NeuralSolution(Solution):
         with np.errstate(over="ignore"):
             shifted = 0.5 * np.exp(half_log_m2 - kappa) if np.isfinite(kappa) else np.inf
             tv_bound = 0.5 * np.exp(half_log_m2) if problem.divergence.name == "kl" else shifted
-        _, init = draw_initial(self.sampler, self.net, 500, opts["resampling_factor"], opts["sample_steps"], gen,
-                               law=opts["initial_law"], learned=self.initial)
+        _, init = self._draw_initial(500, gen)
         ess = effective_sample_size(log_w)
         self.summary.update({
             "case": self.case.title, "method": self.method, "dimension": problem.dimension,
