@@ -239,7 +239,9 @@ def test_python_score_gives_the_relative_entropy_gradient_of_the_closed_form(pyt
     grads = []
     gen = torch.Generator().manual_seed(0)
     y0, noise = torch.randn(64, 2, generator=gen, dtype=torch.float64), torch.randn(20, 64, 2, generator=gen, dtype=torch.float64)
-    sols = [neural.NeuralSolution(case, options(dtype="float64")) for case in python_and_mixture_2d]
+    # reward_transport is off for a python score under relative_entropy (no second derivatives)
+    sols = [neural.NeuralSolution(case, options(dtype="float64", objective="relative_entropy", reward_transport=False))
+            for case in python_and_mixture_2d]
     # p_data is unknown to the python model: its input scaling uses E|X|² of p_pre samples
     assert sols[0].sampler.data_m2 == pytest.approx(sols[1].sampler.data_m2, rel=0.1)
     sols[0].sampler.data_m2 = sols[1].sampler.data_m2
@@ -249,6 +251,45 @@ def test_python_score_gives_the_relative_entropy_gradient_of_the_closed_form(pyt
         loss.backward()
         grads.append(torch.cat([p.grad.ravel() for p in sol.net.parameters()]))
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-6, atol=1e-8)
+
+
+def test_hessian_vector_products_match_autograd_and_differences(python_and_mixture_2d):
+    """∇s(y) v: the mixture's closed form equals autograd of its score; the python score's float64
+    central differences equal the closed form of the same mixture."""
+    from hjsolve.neural.coefficients import TorchSampler
+
+    rng = np.random.default_rng(4)
+    t = torch.as_tensor(rng.choice([0.0, 0.4, 0.9, 0.995], size=40))
+    y, v = (torch.as_tensor(rng.normal(scale=1.5, size=(40, 2))) for _ in range(2))
+    python, mixture = (TorchSampler(case.problem, dtype=torch.float64) for case in python_and_mixture_2d)
+    model, index, _ = mixture.rows(t)
+    closed = model.hessian_vector(index, y, v)
+    leaf = y.clone().requires_grad_(True)
+    autograd = torch.autograd.grad(model(index, leaf), leaf, grad_outputs=v)[0]
+    torch.testing.assert_close(closed, autograd, rtol=1e-10, atol=1e-10)
+    model, index, _ = python.rows(t)
+    torch.testing.assert_close(model.hessian_vector(index, y, v), closed, rtol=1e-6, atol=1e-6)
+    assert mixture.exact_hessian and not python.exact_hessian
+
+
+def test_transported_reward_gradient_is_exact_for_a_gaussian_and_a_linear_reward():
+    """For p_data Gaussian and r linear, X_0 | X_s = y is Gaussian with a covariance free of y, so
+    log h = r_eff(x̂(y)) + const and ∇_y r_eff(x̂) is ∇log h exactly (exact solver's closed form)."""
+    from hjsolve.neural.coefficients import TorchSampler
+    from hjsolve.neural.rewards import torch_effective_reward_gradient
+
+    case = make_case(CASE_2D, pretrained={"kind": "gaussian_mixture", "weights": [1.0], "means": [[0.5, -1.0]],
+                                          "covs": [[[0.3, 0.1], [0.1, 0.2]]]},
+                     reward={"kind": "linear", "weight": [1.0, -2.0]}, **{"finetune.alpha": 0.5})
+    exact = hjsolve.solve(case, "exact")
+    sampler = TorchSampler(case.problem, dtype=torch.float64)
+    gradient = torch_effective_reward_gradient(case.problem)
+    y = torch.as_tensor(np.random.default_rng(5).normal(size=(30, 2)))
+    for t in (0.0, 0.5, 0.9, 1.0):
+        tt = torch.full((30,), t, dtype=torch.float64)
+        got = sampler.transported_gradient(tt, y, sampler.score_at(tt, y), gradient).numpy()
+        np.testing.assert_allclose(got, exact.grad_log_h(t, y.numpy()), rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(got, case.problem.effective_reward_gradient(y.numpy()), rtol=1e-12)
 
 
 # ----------------------------------------------------------------------------- metrics
@@ -556,8 +597,9 @@ def test_checkpointed_segments_give_the_same_gradient():
 @pytest.mark.filterwarnings("ignore:neural. path importance weights are degenerate")  # 6 training steps
 @pytest.mark.parametrize("objective", ["bridge_matching", "relative_entropy", "adjoint_matching"])
 def test_killed_run_resumes_to_the_same_parameters(tmp_path, objective):
+    # bridge_reuse 2: the run stops after step 3, between two simulated batches
     tiny = dict(objective=objective, train_steps=6, batch_size=16, steps=10, sample_steps=10, summary_paths=200,
-                checkpoint_every=2, hidden=16, layers=2)
+                checkpoint_every=2, hidden=16, layers=2, bridge_reuse=2)
     full = hjsolve.solve(make_case(), "neural", **tiny)
     path = tmp_path / "run.pt"
     part = hjsolve.solve(make_case(), "neural", checkpoint=str(path), stop_after=3, **tiny)

@@ -39,6 +39,7 @@ class TorchSampler:
         if problem.is_discrete:
             raise NotApplicableError("neural: sde.kind = 'ddpm' is discrete; use method 'pift'")
         pre = problem.pretrained
+        self.exact_hessian = isinstance(pre, GaussianMixture)  # ∇s v in torch (else by differences)
         if isinstance(pre, GaussianMixture):
             self.score_model = MixtureScore
             means2 = pre.means**2 + np.diagonal(pre.covs, axis1=1, axis2=2)
@@ -71,9 +72,29 @@ class TorchSampler:
 
     def score_at(self, t, y):
         """(n, d) pretrained score s(T - t, y) at per-row sampler times t (n,) (tensors)."""
+        model, index, _ = self.rows(t)
+        return model(index, y)
+
+    def rows(self, t):
+        """(score model at the distinct forward times of t, (n,) index of each row's time)."""
         times, index = np.unique(t.detach().cpu().numpy().astype(float), return_inverse=True)
-        score = self.score_model(self, self.T - times)
-        return score(torch.as_tensor(index.ravel(), device=self.device), y)
+        return self.score_model(self, self.T - times), torch.as_tensor(index.ravel(), device=self.device), times
+
+    def transported_gradient(self, t, y, score, gradient):
+        """(n, d) ∇_y r_eff(x̂(t, y)) = ∇x̂ᵀ ∇r_eff(x̂) at per-row sampler times t (n,), with Tweedie's
+        posterior mean x̂ = E[X_0 | X_s = y] = (y + var(s) s(s, y))/a(s), s = T - t, and
+        ∇x̂ = (I + var(s) ∇s)/a(s) (symmetric: ∇s is a Hessian of log p_s).
+
+        ``score`` (n, d) = s(s, y); ``gradient``: x (n, d) -> ∇r_eff(x). The first-order
+        expansion of log h = log E[exp r_eff(X_0) | X_s = y] about x̂: exact at t = T, where it is
+        ∇r_eff(y), and as sharp across thin modes as ∇log h itself.
+        """
+        model, index, times = self.rows(t)
+        s = self.T - times
+        a = self.tensor(np.asarray(self.sde.a(s), dtype=float) * np.ones_like(s))[index, None]
+        var = self.tensor(np.asarray(self.sde.var(s), dtype=float) * np.ones_like(s))[index, None]
+        v = gradient((y + var * score) / a)
+        return (v + var * model.hessian_vector(index, y, v)) / a
 
     def input_scale(self, times):
         """(m,) typical |y| per coordinate of Q_t: sqrt(a(s)² E|X_0|²/d + var(s)), s = T - t."""
@@ -100,12 +121,24 @@ class MixtureScore:
         self.log_norm = sampler.tensor(-np.log(np.diagonal(chols, axis1=-2, axis2=-1)).sum(-1)
                                        - 0.5 * pre.dimension * math.log(2 * math.pi))  # (m, K)
 
-    def __call__(self, j, y):
+    def _components(self, j, y):
+        """(responsibilities π (n, K), component scores c_k = -C_k⁻¹(y - a m_k) (n, K, d), C_k⁻¹)."""
         diff = y[:, None, :] - self.means[j].reshape(-1, *self.means.shape[1:])  # (n, K, d)
         cov_invs = self.cov_invs[j].reshape(-1, *self.cov_invs.shape[1:]).expand(y.shape[0], -1, -1, -1)
         comp = -torch.einsum("nkij,nkj->nki", cov_invs, diff)
         log_pdf = self.log_weights + self.log_norm[j].reshape(-1, self.log_norm.shape[-1]) + 0.5 * (comp * diff).sum(-1)
-        return torch.einsum("nk,nki->ni", torch.softmax(log_pdf, dim=1), comp)
+        return torch.softmax(log_pdf, dim=1), comp, cov_invs
+
+    def __call__(self, j, y):
+        resp, comp, _ = self._components(j, y)
+        return torch.einsum("nk,nki->ni", resp, comp)
+
+    def hessian_vector(self, j, y, v):
+        """(n, d) ∇s(y) v = Σ_k π_k (c_k (c_k·v) - C_k⁻¹ v) - s (s·v), in closed form."""
+        resp, comp, cov_invs = self._components(j, y)
+        score = torch.einsum("nk,nki->ni", resp, comp)
+        second = comp * (comp * v[:, None, :]).sum(-1, keepdim=True) - torch.einsum("nkij,nj->nki", cov_invs, v)
+        return torch.einsum("nk,nki->ni", resp, second) - score * (score * v).sum(-1, keepdim=True)
 
 
 class PythonScore:
@@ -116,8 +149,17 @@ class PythonScore:
         self.s = np.asarray(s, dtype=float)
 
     def __call__(self, j, y):
-        rows = np.broadcast_to(self.s[np.asarray(j.cpu() if torch.is_tensor(j) else j)], (y.shape[0],))
-        return NumpyScore.apply(y, rows, self.function)
+        return NumpyScore.apply(y, self._rows(j, y), self.function)
+
+    def _rows(self, j, y):
+        return np.broadcast_to(self.s[np.asarray(j.cpu() if torch.is_tensor(j) else j)], (y.shape[0],))
+
+    def hessian_vector(self, j, y, v):
+        """(n, d) ∇s(y) v by central differences in float64 (`directional_derivative`); a constant
+        in the torch graph (no second derivatives of a numpy score)."""
+        as_numpy = lambda x: x.detach().cpu().double().numpy()
+        jv = directional_derivative(self.function, self._rows(j, y), as_numpy(y), as_numpy(v))
+        return torch.as_tensor(jv, dtype=y.dtype, device=y.device)
 
 
 def score_rows(function, s_rows, x):
@@ -130,13 +172,24 @@ def score_rows(function, s_rows, x):
     return out
 
 
+def directional_derivative(function, s_rows, x, v):
+    """(n, d) ∇s v = |v| ∂_e s, e = v/|v|, for the score ``function`` at rows x (n, d): central
+    differences with step FD_STEP (1 + |x|_∞) per row, two score evaluations (one call on 2n
+    rows), error O(step²)."""
+    norm = np.linalg.norm(v, axis=1, keepdims=True)
+    e = np.divide(v, norm, out=np.zeros_like(v), where=norm > 0)
+    h = FD_STEP * (1.0 + np.abs(x).max(axis=1, keepdims=True))
+    both = score_rows(function, np.concatenate([s_rows, s_rows]), np.concatenate([x + h * e, x - h * e]))
+    n = len(x)
+    return (both[:n] - both[n:]) / (2 * h) * norm
+
+
 class NumpyScore(torch.autograd.Function):
     """A numpy score s(s, y) as a differentiable torch function of y.
 
     The score is the gradient of log p_s, so its Jacobian ∇s is the (symmetric) Hessian of
     log p_s and the vector–Jacobian product is a directional derivative: vᵀ∇s = ∇s v =
-    |v| ∂_e s with e = v/|v|, by central differences with step FD_STEP (1 + |y|_∞) per row:
-    two score evaluations per backward pass, error O(step²).
+    |v| ∂_e s (`directional_derivative`).
     """
 
     @staticmethod
@@ -150,14 +203,8 @@ class NumpyScore(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad):
         (y,) = ctx.saved_tensors
-        x = y.detach().cpu().double().numpy()
-        v = grad.detach().cpu().double().numpy()
-        norm = np.linalg.norm(v, axis=1, keepdims=True)
-        e = np.divide(v, norm, out=np.zeros_like(v), where=norm > 0)
-        h = FD_STEP * (1.0 + np.abs(x).max(axis=1, keepdims=True))
-        both = score_rows(ctx.function, np.concatenate([ctx.s_rows, ctx.s_rows]), np.concatenate([x + h * e, x - h * e]))
-        n = len(x)
-        jv = (both[:n] - both[n:]) / (2 * h) * norm
+        jv = directional_derivative(ctx.function, ctx.s_rows, y.detach().cpu().double().numpy(),
+                                    grad.detach().cpu().double().numpy())
         return torch.as_tensor(jv, dtype=grad.dtype, device=grad.device), None, None
 
 

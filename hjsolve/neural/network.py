@@ -8,6 +8,9 @@ serves VP, VE and OU schedules.
 With a reward gradient (``reward_skip``), g_θ(t, y) = body(t, y) + φ_θ(t) ∇r_eff(y), φ_θ affine in
 the time embedding and initialised to t/T: at t = T, ∇log h = ∇r_eff exactly (h(T) = exp r_eff),
 so the body only learns what the pretrained flow adds to the reward's own gradient.
+With ``reward_transport`` the reward term is φ_θ(t) ∇_y r_eff(x̂(t, y)) instead, at Tweedie's
+posterior mean x̂ (`TorchSampler.transported_gradient`): the first-order expansion of log h about
+x̂, equal to ∇r_eff at t = T and, near t = T, as sharp across thin modes as ∇log h itself.
 With a pretrained score (``score_feature``), c(t)·s(T - t, y) is a further input: the component
 responsibilities of a mixture switch sharply between modes, and ∇log h inherits that switch.
 """
@@ -42,16 +45,19 @@ class ControlNet(nn.Module):
     module.
 
     forward(t (n,), y (n, d), scale c(t) (n,)) -> (n, d). ``reward_gradient``: y (n, d) -> ∇r_eff(y)
-    (n, d), or None for no reward term; ``score``: (t (n,), y (n, d)) -> s(T - t, y) (n, d), or
-    None for no score input (module docstring).
+    (n, d), or None for no reward term; ``score``: (t (n,), y (n, d)) -> s(T - t, y) (n, d), an
+    input when ``score_input``; ``transport``: (t, y, score, reward_gradient) -> ∇_y r_eff(x̂(t, y))
+    (n, d) for the reward term, or None for ∇r_eff(y) (module docstring).
     """
 
     def __init__(self, dimension, T, hidden=64, layers=3, frequencies=6, body=None, reward_gradient=None,
-                 score=None):
+                 score=None, score_input=True, transport=None):
         super().__init__()
         self.embedding = TimeEmbedding(T, frequencies)
         self.score = score
-        width = self.embedding.size + dimension * (2 if score is not None else 1)
+        self.score_input = score is not None and score_input
+        self.transport = transport if reward_gradient is not None else None
+        width = self.embedding.size + dimension * (2 if self.score_input else 1)
         if body is None:
             mods, prev = [], width
             for _ in range(layers):
@@ -72,18 +78,22 @@ class ControlNet(nn.Module):
         """(n, d) g_θ(t, y) for times t (n,), points y (n, d), input scales (n,); ``score``: the
         pretrained score s(T - t, y) (n, d) if the caller has it (else computed when needed)."""
         features = self.embedding(t)
+        if score is None and (self.score_input or self.transport is not None):
+            score = self.score(t, y)
         inputs = [features, y / scale[:, None]]
-        if self.score is not None:
-            inputs.append((self.score(t, y) if score is None else score) * scale[:, None])
+        if self.score_input:
+            inputs.append(score * scale[:, None])
         out = self.body(torch.cat(inputs, dim=1))
         if self.reward_gradient is not None:
-            out = out + self.reward_weight(features) * self.reward_gradient(y)
+            term = self.reward_gradient(y) if self.transport is None else self.transport(t, y, score, self.reward_gradient)
+            out = out + self.reward_weight(features) * term
         return out
 
 
-def build_network(options, dimension, T, reward_gradient=None, score=None):
+def build_network(options, dimension, T, reward_gradient=None, score=None, transport=None):
     """The `ControlNet` of the options: an MLP, or ``network = "module:factory"`` giving the body;
-    with the reward term when ``options["reward_skip"]`` (``reward_gradient``: y -> ∇r_eff(y)).
+    with the reward term when ``options["reward_skip"]`` (``reward_gradient``: y -> ∇r_eff(y)),
+    transported to x̂ by ``transport`` when ``options["reward_transport"]``.
 
     A user factory is called as ``factory(in_features, out_features)`` and must return an
     ``nn.Module`` mapping (n, in_features) to (n, out_features).
@@ -100,5 +110,5 @@ def build_network(options, dimension, T, reward_gradient=None, score=None):
         if not isinstance(body, nn.Module):
             raise HJSolveError(f"solver.neural.network: {spec} did not return a torch.nn.Module")
     return ControlNet(dimension, T, options["hidden"], options["layers"], options["frequencies"], body,
-                      reward_gradient if options["reward_skip"] else None,
-                      score if options["score_feature"] else None)
+                      reward_gradient if options["reward_skip"] else None, score, options["score_feature"],
+                      transport if options["reward_transport"] else None)

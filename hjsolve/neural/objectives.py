@@ -172,6 +172,7 @@ class BridgeMatching:
         self.bins = int(options["bridge_bins"])
         self.rao_blackwell = bool(options["bridge_rao_blackwell"])
         self.buffer = []  # [(y0 (n, d), y_T (n, d), log-weights (n,), ∇r_eff(y_T) + s(0, y_T) (n, d))]
+        self.path_stats = {}  # KL and ESS of the newest simulated batch
         self.stat = torch.ones(self.bins, dtype=torch.float64)  # running mean of λ² |g - target|² per bin
         self.mix = torch.zeros(2, self.bins, dtype=torch.float64)  # running E[(S-g)·(S-D)], E|S-D|² per bin
         self.mix[1] = 1.0
@@ -181,10 +182,11 @@ class BridgeMatching:
 
     def state_dict(self):
         return {"buffer": [tuple(x.clone() for x in b) for b in self.buffer], "stat": self.stat.clone(),
-                "mix": self.mix.clone()}
+                "mix": self.mix.clone(), "path_stats": dict(self.path_stats)}
 
     def load_state_dict(self, state):
         self.buffer = [tuple(b) for b in state["buffer"]]
+        self.path_stats = dict(state["path_stats"])
         self.stat = state["stat"].clone()
         self.mix = state["mix"].clone()
 
@@ -198,9 +200,10 @@ class BridgeMatching:
         sig4 = (np.asarray(self.sampler.sde.sampler_sigma2(t), float) * np.ones_like(t)) ** 2
         return sig4 / self.mean_sigma4
 
-    def loss(self, net, y0, noise, generator):
-        """(loss, stats) for paths from y0 (n, d) with Euler noise (N, n, d); draws from ``generator``."""
-        sampler, problem = self.sampler, self.problem
+    def add_paths(self, net, y0, noise):
+        """Simulate controlled paths from y0 (n, d) with Euler noise (N, n, d) and add their weighted
+        endpoint pairs to the buffer."""
+        problem = self.problem
         with torch.no_grad():
             out = simulate(self.coeffs, net, y0, noise)
         y_T = out["y"]
@@ -211,10 +214,19 @@ class BridgeMatching:
             grad0 = self.data_score(torch.zeros(len(y_T), dtype=torch.long), y_T) + torch.as_tensor(
                 problem.effective_reward_gradient(y_T.double().cpu().numpy()), dtype=y_T.dtype, device=y_T.device)
         self.buffer = (self.buffer + [(y0.detach(), y_T.detach(), log_w, grad0)])[-self.batches:]
+        self.path_stats = {"kl": float(out["cost"].mean()), "ess": float(1.0 / (torch.exp(2 * log_w)).sum())}
+
+    def loss(self, net, y0, noise, generator, simulate_paths=True):
+        """(loss, stats) of one regression on the buffer, after adding the paths from y0 (n, d) with
+        Euler noise (N, n, d) when ``simulate_paths`` (or the buffer is empty); draws from ``generator``."""
+        sampler = self.sampler
+        if simulate_paths or not self.buffer:
+            self.add_paths(net, y0, noise)
         Y0 = torch.cat([b[0] for b in self.buffer])
         YT = torch.cat([b[1] for b in self.buffer])
         G0 = torch.cat([b[3] for b in self.buffer])
         W = torch.exp(torch.cat([b[2] for b in self.buffer]))
+        y_T = self.buffer[-1][1]
         d = y_T.shape[1]
         K, per = self.times, max(self.points // self.times, 1)
         idx = torch.multinomial(W, K * per, replacement=True, generator=generator)
@@ -244,5 +256,4 @@ class BridgeMatching:
                     self.mix[0, b] = 0.9 * self.mix[0, b] + 0.1 * A[hit].mean()
                     self.mix[1, b] = 0.9 * self.mix[1, b] + 0.1 * B[hit].mean()
                     self.stat[b] = 0.9 * self.stat[b] + 0.1 * per_bin[hit].mean()
-        ess = float(1.0 / (torch.exp(2 * log_w)).sum())
-        return loss, {"y": y_T, "kl": float(out["cost"].mean()), "ess": ess}
+        return loss, {"y": y_T, **self.path_stats}

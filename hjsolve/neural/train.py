@@ -20,8 +20,8 @@ from .paths import time_grid
 
 #: Options that define a run: a checkpoint written with other values is refused.
 RUN_KEYS = ("objective", "train_steps", "batch_size", "steps", "lr", "lr_final", "hidden", "layers",
-            "frequencies", "network", "reward_skip", "score_feature", "weighting", "segments", "seed",
-            "dtype", "grad_clip", "bridge_points", "bridge_times", "bridge_buffer", "bridge_bins",
+            "frequencies", "network", "reward_skip", "reward_transport", "score_feature", "weighting", "segments", "seed",
+            "dtype", "grad_clip", "bridge_points", "bridge_times", "bridge_buffer", "bridge_bins", "bridge_reuse",
             "bridge_rao_blackwell", "ema")
 
 
@@ -100,7 +100,7 @@ class Trainer:
         if self.options["objective"] == "relative_entropy":
             return relative_entropy_loss(self.coeffs, self.net, self.reward_eff, y0, noise, self.options["segments"])
         if self.options["objective"] == "bridge_matching":
-            return self.bridge.loss(self.net, y0, noise, self.generator)
+            return self.bridge.loss(self.net, y0, noise, self.generator, self.step % self.options["bridge_reuse"] == 0)
         return adjoint_matching_loss(self.coeffs, self.net, self.problem, y0, noise, self.options["weighting"])
 
     def update_average(self):

@@ -39,11 +39,14 @@ OPTIONS = {
     "frequencies": (int, 6),  # Fourier features of t
     "network": (str, "mlp"),  # "mlp" or "module:factory" (factory(in, out) -> nn.Module)
     "reward_skip": (bool, True),  # add φ_θ(t) ∇r_eff(y) to the network (exact at t = T)
+    "reward_transport": (bool, True),  # reward term φ_θ(t) ∇_y r_eff(x̂(t, y)) at Tweedie's x̂ (not with
+    #   relative_entropy on a python score, which has no second derivatives)
     "score_feature": (bool, True),  # feed the pretrained score c(t) s(T - t, y) to the network
     "weighting": (str, "sigma2"),  # adjoint matching time weights: sigma2 (ς²) | uniform
     "bridge_points": (int, 16384),  # bridge_matching: regression points per step
     "bridge_times": (int, 64),  # bridge_matching: distinct times per step
     "bridge_buffer": (int, 8),  # bridge_matching: batches of weighted endpoint pairs kept
+    "bridge_reuse": (int, 4),  # bridge_matching: optimiser steps per simulated batch of paths
     "bridge_bins": (int, 20),  # bridge_matching: time bins of the adaptive time density
     "bridge_rao_blackwell": (bool, True),  # bridge_matching: targets averaged over the pairs given Y_t
     "ema": (float, 0.99),  # decay of the weight average used at the end of training (0: none)
@@ -96,7 +99,7 @@ def check_options(options):
             raise HJSolveError(f"solver.neural.{key}: expected one of {', '.join(allowed)} (got {options[key]!r})")
     for key in ("train_steps", "batch_size", "steps", "sample_steps", "hidden", "layers", "value_paths",
                 "summary_paths", "resampling_factor", "checkpoint_every", "table_value_paths", "bridge_points",
-                "bridge_times", "bridge_buffer", "bridge_bins", "initial_train_steps"):
+                "bridge_times", "bridge_buffer", "bridge_bins", "bridge_reuse", "initial_train_steps"):
         if options[key] < 1:
             raise HJSolveError(f"solver.neural.{key}: must be >= 1 (got {options[key]})")
     if not 0 <= options["ema"] < 1:
@@ -121,10 +124,13 @@ class NeuralSolution(Solution):
         self.torch = torch
         dtype = torch.float64 if options["dtype"] == "float64" else torch.float32
         self.sampler = TorchSampler(self.problem, dtype=dtype, device=options["device"])
+        # relative_entropy differentiates the control in y: a numpy score's ∇s v is a constant there
+        transport = None if options["objective"] == "relative_entropy" and not self.sampler.exact_hessian \
+            else self.sampler.transported_gradient
         with torch.random.fork_rng(devices=[]):  # seeded initialisation, the caller's RNG untouched
             torch.manual_seed(int(options["seed"]))
             self.net = build_network(options, self.problem.dimension, self.sampler.T,
-                                     torch_effective_reward_gradient(self.problem), self.sampler.score_at)
+                                     torch_effective_reward_gradient(self.problem), self.sampler.score_at, transport)
         self.net = self.net.to(dtype=dtype, device=self.sampler.device)
         if net_state is not None:
             self.net.load_state_dict(net_state)
