@@ -239,8 +239,7 @@ def test_python_score_gives_the_relative_entropy_gradient_of_the_closed_form(pyt
     grads = []
     gen = torch.Generator().manual_seed(0)
     y0, noise = torch.randn(64, 2, generator=gen, dtype=torch.float64), torch.randn(20, 64, 2, generator=gen, dtype=torch.float64)
-    # reward_transport is off for a python score under relative_entropy (no second derivatives)
-    sols = [neural.NeuralSolution(case, options(dtype="float64", objective="relative_entropy", reward_transport=False))
+    sols = [neural.NeuralSolution(case, options(dtype="float64", objective="relative_entropy"))
             for case in python_and_mixture_2d]
     # p_data is unknown to the python model: its input scaling uses E|X|² of p_pre samples
     assert sols[0].sampler.data_m2 == pytest.approx(sols[1].sampler.data_m2, rel=0.1)
@@ -269,7 +268,6 @@ def test_hessian_vector_products_match_autograd_and_differences(python_and_mixtu
     torch.testing.assert_close(closed, autograd, rtol=1e-10, atol=1e-10)
     model, index, _ = python.rows(t)
     torch.testing.assert_close(model.hessian_vector(index, y, v), closed, rtol=1e-6, atol=1e-6)
-    assert mixture.exact_hessian and not python.exact_hessian
 
 
 def test_transported_reward_gradient_is_exact_for_a_gaussian_and_a_linear_reward():
@@ -484,16 +482,18 @@ def test_learned_initial_law_end_to_end_and_reload(tmp_path):
 FAST = {"train_steps": 150, "batch_size": 128, "steps": 50, "sample_steps": 100, "resampling_factor": 8,
         "summary_paths": 4000, "value_paths": 64}
 #: Thresholds on the weighted relative L2 error of u over (t, Q*_t) (the zero control has error 1),
-#: about 1.5x the errors measured on 2026-12-02 (Rao-Blackwellised targets, EMA): FAST training
-#: (150 steps) gives 0.088 with bridge matching (the default), 0.126 with relative entropy
-#: (lr_final 3e-4); adjoint matching after 300 steps 0.173; bridge matching with 400 steps (LONGER)
-#: 0.162 in 2-D against exact and 0.162 on two moons against the grid.
-BM_1D_THRESHOLD = 0.12
+#: about 1.5x the errors measured on 2026-12-02: bridge matching (the default: Rao-Blackwellised
+#: targets, EMA, transported reward term, bridge_reuse 4) after 300 FAST steps 0.053 / 0.066
+#: (seeds 0 / 1), with 400 steps (LONGER) 0.117 in 2-D against exact and 0.095 on two moons
+#: against the grid; FAST relative entropy (lr_final 3e-4) 0.126; adjoint matching after 300
+#: steps 0.173.
+BM_1D_THRESHOLD = 0.1
 RE_1D_THRESHOLD = 0.18
 AM_1D_THRESHOLD = 0.3
-BM_2D_THRESHOLD = 0.25
-BM_MOONS_THRESHOLD = 0.25
+BM_2D_THRESHOLD = 0.18
+BM_MOONS_THRESHOLD = 0.15
 LONGER = dict(FAST, train_steps=400, summary_paths=500)
+BM_1D = dict(FAST, train_steps=300)
 
 
 @pytest.fixture(scope="module")
@@ -503,7 +503,7 @@ def exact_1d():
 
 @pytest.fixture(scope="module")
 def trained_1d():
-    return hjsolve.solve(make_case(), "neural", **FAST)
+    return hjsolve.solve(make_case(), "neural", **BM_1D)
 
 
 @pytest.mark.slow
@@ -511,7 +511,7 @@ def test_bridge_matching_learns_the_control_1d(trained_1d, exact_1d):
     assert trained_1d.options["objective"] == "bridge_matching"
     err = weighted_relative_l2(trained_1d.control, exact_1d, n=1000)
     assert err < BM_1D_THRESHOLD
-    assert trained_1d.summary["training_complete"] and trained_1d.summary["train_steps_done"] == FAST["train_steps"]
+    assert trained_1d.summary["training_complete"] and trained_1d.summary["train_steps_done"] == BM_1D["train_steps"]
 
 
 @pytest.mark.slow

@@ -39,7 +39,6 @@ class TorchSampler:
         if problem.is_discrete:
             raise NotApplicableError("neural: sde.kind = 'ddpm' is discrete; use method 'pift'")
         pre = problem.pretrained
-        self.exact_hessian = isinstance(pre, GaussianMixture)  # ∇s v in torch (else by differences)
         if isinstance(pre, GaussianMixture):
             self.score_model = MixtureScore
             means2 = pre.means**2 + np.diagonal(pre.covs, axis1=1, axis2=2)

@@ -39,8 +39,7 @@ OPTIONS = {
     "frequencies": (int, 6),  # Fourier features of t
     "network": (str, "mlp"),  # "mlp" or "module:factory" (factory(in, out) -> nn.Module)
     "reward_skip": (bool, True),  # add φ_θ(t) ∇r_eff(y) to the network (exact at t = T)
-    "reward_transport": (bool, True),  # reward term φ_θ(t) ∇_y r_eff(x̂(t, y)) at Tweedie's x̂ (not with
-    #   relative_entropy on a python score, which has no second derivatives)
+    "reward_transport": (bool, True),  # bridge_matching: reward term φ_θ(t) ∇_y r_eff(x̂(t, y)) at Tweedie's x̂
     "score_feature": (bool, True),  # feed the pretrained score c(t) s(T - t, y) to the network
     "weighting": (str, "sigma2"),  # adjoint matching time weights: sigma2 (ς²) | uniform
     "bridge_points": (int, 16384),  # bridge_matching: regression points per step
@@ -124,9 +123,7 @@ class NeuralSolution(Solution):
         self.torch = torch
         dtype = torch.float64 if options["dtype"] == "float64" else torch.float32
         self.sampler = TorchSampler(self.problem, dtype=dtype, device=options["device"])
-        # relative_entropy differentiates the control in y: a numpy score's ∇s v is a constant there
-        transport = None if options["objective"] == "relative_entropy" and not self.sampler.exact_hessian \
-            else self.sampler.transported_gradient
+        transport = self.sampler.transported_gradient if options["objective"] == "bridge_matching" else None
         with torch.random.fork_rng(devices=[]):  # seeded initialisation, the caller's RNG untouched
             torch.manual_seed(int(options["seed"]))
             self.net = build_network(options, self.problem.dimension, self.sampler.T,
