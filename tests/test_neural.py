@@ -531,6 +531,14 @@ def test_summary_value_and_save_load(trained_1d, exact_1d, tmp_path):
 
 
 @pytest.mark.slow
+def test_a_save_from_before_reward_transport_loads_without_it(trained_1d):
+    state = {"net." + k: v.numpy() for k, v in trained_1d.net.state_dict().items()}
+    options = {k: v for k, v in trained_1d.options.items() if k != "reward_transport"}
+    old = neural.NeuralSolution.from_state(trained_1d.case, dict(trained_1d.summary, options=options), state)
+    assert trained_1d.net.transport is not None and old.net.transport is None
+
+
+@pytest.mark.slow
 def test_samples_pass_a_two_sample_test(trained_1d, exact_1d):
     reference = exact_1d.sample(3000, seed=4)
     assert two_sample_pvalue(trained_1d.sample(3000, seed=3), reference) > 0.01  # ν̂, then u_θ

@@ -20,9 +20,9 @@ from .paths import time_grid
 
 #: Options that define a run: a checkpoint written with other values is refused.
 RUN_KEYS = ("objective", "train_steps", "batch_size", "steps", "lr", "lr_final", "hidden", "layers",
-            "frequencies", "network", "reward_skip", "reward_transport", "score_feature", "weighting", "segments", "seed",
-            "dtype", "grad_clip", "bridge_points", "bridge_times", "bridge_buffer", "bridge_bins", "bridge_reuse",
-            "bridge_rao_blackwell", "ema")
+            "frequencies", "network", "reward_skip", "reward_transport", "score_feature", "weighting",
+            "segments", "seed", "dtype", "grad_clip", "bridge_points", "bridge_times", "bridge_buffer",
+            "bridge_bins", "bridge_reuse", "bridge_rao_blackwell", "ema")
 
 
 def learning_rate(options, step):

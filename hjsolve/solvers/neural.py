@@ -64,6 +64,8 @@ OPTIONS = {
     "sample_reweighting": (str, "initial"),  # initial (ν̂, then u_θ) | path (resample Y_T by path weights)
     "latent": (dict, {}),  # pretrained.kind = "diffusers" only: the options of hjsolve.latent.options
 }
+#: Options added after saves were made, with the value such a save was trained with.
+SAVED_BEFORE = {"reward_transport": False}
 CHOICES = {"objective": ("adjoint_matching", "bridge_matching", "relative_entropy"),
            "initial_law": ("importance", "learned", "noise"), "weighting": ("sigma2", "uniform"), "dtype": ("float32", "float64"),
            "sample_reweighting": ("initial", "path")}
@@ -256,7 +258,7 @@ class NeuralSolution(Solution):
             return LatentSolution.from_state(case, summary, state)
         torch = _torch()
         part = lambda prefix: {k[len(prefix):]: torch.as_tensor(v) for k, v in state.items() if k.startswith(prefix)}
-        options = {**{k: v for k, (_, v) in OPTIONS.items()}, **summary["options"]}  # saves made before an option existed
+        options = {**{k: v for k, (_, v) in OPTIONS.items()}, **SAVED_BEFORE, **summary["options"]}
         return cls(case, options, summary=summary, net_state=part("net."), initial_state=part("initial.") or None)
 
     # ----- summary -----------------------------------------------------------------------------
