@@ -93,7 +93,8 @@ class ControlNet(nn.Module):
 def build_network(options, dimension, T, reward_gradient=None, score=None, transport=None):
     """The `ControlNet` of the options: an MLP, or ``network = "module:factory"`` giving the body;
     with the reward term when ``options["reward_skip"]`` (``reward_gradient``: y -> ∇r_eff(y)),
-    transported to x̂ by ``transport`` when ``options["reward_transport"]``.
+    transported to x̂ by ``transport`` when ``options["reward_transport"]`` and the objective is
+    bridge matching (it slows the early training of the other two).
 
     A user factory is called as ``factory(in_features, out_features)`` and must return an
     ``nn.Module`` mapping (n, in_features) to (n, out_features).
@@ -109,6 +110,7 @@ def build_network(options, dimension, T, reward_gradient=None, score=None, trans
         body = factory(inputs, dimension)
         if not isinstance(body, nn.Module):
             raise HJSolveError(f"solver.neural.network: {spec} did not return a torch.nn.Module")
+    transported = options["reward_transport"] and options["objective"] == "bridge_matching"
     return ControlNet(dimension, T, options["hidden"], options["layers"], options["frequencies"], body,
                       reward_gradient if options["reward_skip"] else None, score, options["score_feature"],
-                      transport if options["reward_transport"] else None)
+                      transport if transported else None)

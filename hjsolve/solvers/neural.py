@@ -125,11 +125,11 @@ class NeuralSolution(Solution):
         self.torch = torch
         dtype = torch.float64 if options["dtype"] == "float64" else torch.float32
         self.sampler = TorchSampler(self.problem, dtype=dtype, device=options["device"])
-        transport = self.sampler.transported_gradient if options["objective"] == "bridge_matching" else None
         with torch.random.fork_rng(devices=[]):  # seeded initialisation, the caller's RNG untouched
             torch.manual_seed(int(options["seed"]))
             self.net = build_network(options, self.problem.dimension, self.sampler.T,
-                                     torch_effective_reward_gradient(self.problem), self.sampler.score_at, transport)
+                                     torch_effective_reward_gradient(self.problem), self.sampler.score_at,
+                                     self.sampler.transported_gradient)
         self.net = self.net.to(dtype=dtype, device=self.sampler.device)
         if net_state is not None:
             self.net.load_state_dict(net_state)
