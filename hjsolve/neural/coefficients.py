@@ -26,6 +26,12 @@ FD_STEP = 1e-5
 MOMENT_SAMPLES, MOMENT_STEPS, MOMENT_SEED = 2000, 200, 0
 
 
+def per_time(values, s):
+    """(m,) float array of a schedule quantity at the forward times s (m,); the schedules return a
+    scalar where the quantity is constant in s."""
+    return np.asarray(values, dtype=float) * np.ones_like(s)
+
+
 class TorchSampler:
     """The pretrained sampler's coefficients at arbitrary sampler times, as torch tensors.
 
@@ -90,8 +96,8 @@ class TorchSampler:
         """
         model, index, times = self.rows(t)
         s = self.T - times
-        a = self.tensor(np.asarray(self.sde.a(s), dtype=float) * np.ones_like(s))[index, None]
-        var = self.tensor(np.asarray(self.sde.var(s), dtype=float) * np.ones_like(s))[index, None]
+        a = self.tensor(per_time(self.sde.a(s), s))[index, None]
+        var = self.tensor(per_time(self.sde.var(s), s))[index, None]
         v = gradient((y + var * score) / a)
         return (v + var * model.hessian_vector(index, y, v)) / a
 
@@ -109,8 +115,8 @@ class MixtureScore:
 
     def __init__(self, sampler, s):
         sde, pre = sampler.sde, sampler.problem.pretrained
-        a = np.asarray(sde.a(s), dtype=float) * np.ones_like(s)
-        var = np.asarray(sde.var(s), dtype=float) * np.ones_like(s)
+        a = per_time(sde.a(s), s)
+        var = per_time(sde.var(s), s)
         covs = a[:, None, None, None] ** 2 * pre.covs[None] + var[:, None, None, None] * np.eye(pre.dimension)
         chols = np.linalg.cholesky(covs)  # (m, K, d, d)
         inv = np.linalg.inv(covs)
@@ -216,8 +222,8 @@ class GridCoefficients:
         self.times = times = grid[:-1]
         s = sampler.T - times
         self.score = sampler.score_model(sampler, s)
-        self.sigma2_np = np.asarray(sde.g2(s), dtype=float) * np.ones_like(s)
-        self.rate = sampler.tensor(np.asarray(sde.log_a_rate(s), dtype=float) * np.ones_like(s))  # (m,) a'/a
+        self.sigma2_np = per_time(sde.g2(s), s)
+        self.rate = sampler.tensor(per_time(sde.log_a_rate(s), s))  # (m,) a'/a
         self.sigma2 = sampler.tensor(self.sigma2_np)  # (m,)
         self.sigma = torch.sqrt(self.sigma2)
         self.scale = sampler.tensor(sampler.input_scale(times))  # (m,)
