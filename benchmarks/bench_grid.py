@@ -25,7 +25,7 @@ from grid_helpers import grid_errors  # noqa: E402
 from hjsolve.case import case_from_dict  # noqa: E402
 from hjsolve.grid.coefficients import Generator  # noqa: E402
 from hjsolve.grid.kernels import use_threads  # noqa: E402
-from hjsolve.grid.passes import FLOOR, RANNACHER, apply_step, step_factors, sweep_shapes  # noqa: E402
+from hjsolve.grid.passes import FLOOR, RANNACHER, apply_step, step_factors  # noqa: E402
 from hjsolve.solvers import solve  # noqa: E402
 from hjsolve.solvers.grid import GridSolution, initial_masses, setup  # noqa: E402
 
@@ -61,15 +61,14 @@ def kernel_throughput(case, points, steps):
     gen = Generator(case.problem, domain)
     h = np.random.rand(*domain.shape) + 1.0
     m = np.random.rand(*domain.shape)
-    shapes = sweep_shapes(domain.shape)
     factors = step_factors(2, False)
     with use_threads(h.size):
         start = time.perf_counter()
         for k in range(steps):
             ds, t = tg.step(k)
             rates = gen.rates(t)
-            apply_step(h, rates, factors, ds, False, shapes)
-            apply_step(m, rates, factors, ds, True, shapes)
+            apply_step(h, rates, factors, ds, False)
+            apply_step(m, rates, factors, ds, True)
         elapsed = time.perf_counter() - start
     return 2 * points**2 * steps / elapsed
 

@@ -2,7 +2,7 @@
 import numpy as np
 from numba import njit
 
-from hjsolve.vexp import exp
+from hjsolve.vexp import exp, exp_estrin
 
 
 @njit
@@ -10,6 +10,14 @@ def _exp(x):
     out = np.empty_like(x)
     for i in range(x.size):
         out[i] = exp(x[i])
+    return out
+
+
+@njit
+def _exp_estrin(x):
+    out = np.empty_like(x)
+    for i in range(x.size):
+        out[i] = exp_estrin(x[i])
     return out
 
 
@@ -23,3 +31,8 @@ def test_exp_clamps_instead_of_overflowing():
     out = _exp(np.array([-1e4, -709.5, 710.0, 1e4]))
     assert np.all(np.isfinite(out)) and np.all(out > 0)
     np.testing.assert_allclose(out, np.exp([-708.0, -708.0, 709.0, 709.0]), rtol=3e-16)
+
+
+def test_estrin_exp_matches_numpy_to_two_ulp():
+    x = np.concatenate([np.linspace(-708.0, 709.0, 1_000_001), np.random.default_rng(1).normal(0, 5, 100_000)])
+    np.testing.assert_allclose(_exp_estrin(x), np.exp(x), rtol=5e-16, atol=0)

@@ -9,7 +9,7 @@ import numba
 import numpy as np
 
 from ..mixture import GaussianMixture
-from .kernels import drift_rates, mixture_rates
+from .rates import drift_rates, mixture_rates, rate_length
 
 
 class Generator:
@@ -42,7 +42,8 @@ class Generator:
         return B, a
 
     def rates(self, t):
-        """(up, down), each (d, N): row k holds the fitted jump rates along axis k at time t.
+        """(up, down), each (d, `rate_length`): row k holds the fitted jump rates along axis k at
+        time t (layout in `hjsolve.grid.rates`).
 
         A Gaussian-mixture score is evaluated inside the fused Numba kernel (`mixture_rates`),
         anything else through the NumPy callback `Problem.sampler_drift` (`drift_rates`).
@@ -53,13 +54,13 @@ class Generator:
         if t in self.cache:
             return self.cache.pop(t)
         dom = self.domain
-        d, N = dom.d, dom.n**dom.d
-        keep = self.cache_left >= 2 * 8 * d * N
+        size = (dom.d, rate_length(dom.shape))
+        keep = self.cache_left >= 2 * 8 * size[0] * size[1]
         if keep:
-            out = (np.empty((d, N)), np.empty((d, N)))
+            out = (np.zeros(size), np.zeros(size))  # padded lanes stay 0
         else:
             if self.scratch is None:
-                self.scratch = (np.empty((d, N)), np.empty((d, N)))
+                self.scratch = (np.zeros(size), np.zeros(size))
             out = self.scratch
         up, down = out
         c = dom.c(t)
@@ -74,8 +75,8 @@ class Generator:
                           dom.z, dom.dz, up, down, numba.get_num_threads())  # finite: max-shifted weights
         else:
             B, a = self.drift(t)
-            drift_rates(np.ascontiguousarray(B), a, dom.dz, dom.n, up, down)
+            drift_rates(np.ascontiguousarray(B), a, dom.dz, dom.n, up, down, numba.get_num_threads())
         if keep:
             self.cache[t] = out
-            self.cache_left -= 2 * 8 * d * N
+            self.cache_left -= 2 * 8 * size[0] * size[1]
         return out

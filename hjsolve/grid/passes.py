@@ -18,7 +18,8 @@ so values below e^{-690} of the maximum are floored (far outside the mass of Q*_
 import numba
 import numpy as np
 
-from .kernels import axis_step, use_threads
+from .kernels import use_threads
+from .sweeps import axis_step
 
 RANNACHER = 2
 FLOOR = 1e-300
@@ -39,23 +40,17 @@ def axis_view_shape(shape, axis):
     return (P, shape[axis], Q)
 
 
-def sweep_shapes(shape):
-    """[(P, n, Q)] per axis: the view of a C-ordered grid array for a sweep along that axis."""
-    return [axis_view_shape(shape, k) for k in range(len(shape))]
+def apply_step(u, rates, factors, ds, transpose):
+    """Apply S_k (or S_kᵀ with ``transpose``) to the grid array u (n,)*d in place.
 
-
-def apply_step(u, rates, factors, ds, transpose, shapes=None):
-    """Apply S_k (or S_kᵀ with ``transpose``) to the grid array u in place.
-
-    rates : (up, down), each (d, N), from `Generator.rates`; ``shapes`` from `sweep_shapes`.
-    The caller sets the thread count (``with use_threads(...)``).
+    rates : (up, down) from `Generator.rates`. The caller sets the thread count
+    (``with use_threads(...)``).
     """
     flat = u.reshape(-1)
-    shapes = shapes or sweep_shapes(u.shape)
     up, down = rates
     threads = numba.get_num_threads()
     for axis, fraction, theta in (factors[::-1] if transpose else factors):
-        P, n, Q = shapes[axis]
+        P, n, Q = axis_view_shape(u.shape, axis)
         axis_step(flat, up[axis], down[axis], P, n, Q, fraction * ds, theta, transpose, threads)
 
 
@@ -108,12 +103,12 @@ def backward(generator, time_grid, log_h_terminal):
     offset = top
     out = np.empty((time_grid.levels, h.size))
     out[0] = _log(h, offset)
-    d, shapes = len(shape), sweep_shapes(shape)
-    plain, start = step_factors(d, False), step_factors(d, True)
+    h = h.reshape(shape)
+    plain, start = step_factors(len(shape), False), step_factors(len(shape), True)
     with use_threads(h.size):
         for k in range(time_grid.nt):
             ds, t = time_grid.step(k)
-            apply_step(h, generator.rates(t), start if k < RANNACHER else plain, ds, False, shapes)
+            apply_step(h, generator.rates(t), start if k < RANNACHER else plain, ds, False)
             top = float(np.max(h))
             if not top > 0.0 or not np.isfinite(top):
                 from ..errors import HJSolveError
@@ -128,19 +123,18 @@ def backward(generator, time_grid, log_h_terminal):
 def forward(generator, time_grid, mass_initial):
     """Node masses of Q_t at the saved levels, (L, N), from the masses of p_noise (N,)."""
     shape = generator.domain.shape
-    m = np.array(mass_initial, dtype=float).reshape(-1)
+    m = np.array(mass_initial, dtype=float).reshape(shape)
     out = np.empty((time_grid.levels, m.size))
-    out[-1] = m
-    d, shapes = len(shape), sweep_shapes(shape)
-    plain, start = step_factors(d, False), step_factors(d, True)
+    out[-1] = m.reshape(-1)
+    plain, start = step_factors(len(shape), False), step_factors(len(shape), True)
     with use_threads(m.size):
         for k in range(time_grid.nt - 1, -1, -1):
             ds, t = time_grid.step(k)
-            apply_step(m, generator.rates(t), start if k < RANNACHER else plain, ds, True, shapes)
+            apply_step(m, generator.rates(t), start if k < RANNACHER else plain, ds, True)
             if k % time_grid.save_every == 0:
-                out[k // time_grid.save_every] = m
+                out[k // time_grid.save_every] = m.reshape(-1)
     return out
 
 
 def _log(h, offset):
-    return np.log(np.maximum(h, FLOOR)) + offset
+    return np.log(np.maximum(h.reshape(-1), FLOOR)) + offset

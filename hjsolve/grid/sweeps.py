@@ -1,0 +1,125 @@
+"""The θ-step along one axis: a tridiagonal (Thomas) solve per grid line, vectorised across
+`LANES` lines at a time. One kernel serves every axis and every dimension.
+
+A grid array (n,)*d is C-ordered; a sweep along axis k views it as (P, n, Q) with
+P = n_0⋯n_{k-1} and Q = n_{k+1}⋯n_{d-1}. For Q > 1, `LANES` consecutive q at fixed p are
+contiguous at every node i, so a block of lines is read in place. For the last axis (Q = 1)
+the block's lines are copied side by side into scratch (a transpose), and the rates come in
+the lane-major layout of `hjsolve.grid.rates`. Each block is solved in three unit-stride
+stages over its lanes, which LLVM vectorises: the tridiagonal rows (`_rows`), the forward
+elimination and the back substitution.
+"""
+import numpy as np
+from numba import njit, prange
+
+from .rates import LANES
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _row(rows, u_c, u_p, u_n, up, down, lo, hi, w, ex, im):
+    """Row i of the system (I - im M) x = (I + ex M) u for w lanes: rows (4, LANES) gets the
+    right-hand side, the sub-, super- and main diagonal. M has the off-diagonal rates lo, hi
+    and the diagonal -(up + down) at node i; u_p, u_c, u_n are u at nodes i-1, i, i+1."""
+    rhs, sub, sup, diag = rows[0], rows[1], rows[2], rows[3]
+    for j in range(w):
+        dd = -(up[j] + down[j])
+        rhs[j] = u_c[j] + ex * (dd * u_c[j] + lo[j] * u_p[j] + hi[j] * u_n[j])
+        sub[j] = -im * lo[j]
+        sup[j] = -im * hi[j]
+        diag[j] = 1.0 - im * dd
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _rows(work, u, u0, su, up, down, r0, sr, n, w, ex, im, transpose, zero):
+    """The tridiagonal system of w lanes into work (n, 4, LANES): node i of lane j has its value
+    at u[u0 + i·su + j] and its rates at up/down[r0 + i·sr + j].
+
+    M is the generator L (L u_i = up_i (u_{i+1} - u_i) + down_i (u_{i-1} - u_i)) or, with
+    ``transpose``, Lᵀ (the Fokker–Planck operator on node masses: sub-diagonal up_{i-1},
+    super-diagonal down_{i+1}). Reflecting walls: the rates out of the line are 0.
+    """
+    for i in range(n):
+        ru, rr = u0 + i * su, r0 + i * sr
+        u_c = u[ru:ru + w]
+        u_p = u[ru - su:ru - su + w] if i > 0 else u_c
+        u_n = u[ru + su:ru + su + w] if i < n - 1 else u_c
+        up_c, down_c = up[rr:rr + w], down[rr:rr + w]
+        if transpose:
+            lo = up[rr - sr:rr - sr + w] if i > 0 else zero
+            hi = down[rr + sr:rr + sr + w] if i < n - 1 else zero
+        else:
+            lo, hi = down_c, up_c
+        _row(work[i], u_c, u_p, u_n, up_c, down_c, lo, hi, w, ex, im)
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _solve(work, n, w, u, u0, su):
+    """Thomas algorithm on the w lanes of work (n, 4, LANES) (one division per node; the
+    systems are M-matrices, so no pivoting); the solution goes to u[u0 + i·su + j]."""
+    rhs, sup, diag = work[0, 0], work[0, 2], work[0, 3]
+    for j in range(w):
+        inv = 1.0 / diag[j]
+        sup[j] *= inv
+        rhs[j] *= inv
+    for i in range(1, n):
+        rhs, sub, sup, diag = work[i, 0], work[i, 1], work[i, 2], work[i, 3]
+        rhs_prev, sup_prev = work[i - 1, 0], work[i - 1, 2]
+        for j in range(w):
+            inv = 1.0 / (diag[j] - sub[j] * sup_prev[j])
+            sup[j] *= inv
+            rhs[j] = (rhs[j] - sub[j] * rhs_prev[j]) * inv
+    for i in range(n - 2, -1, -1):
+        rhs, sup, x_next = work[i, 0], work[i, 2], work[i + 1, 0]
+        for j in range(w):
+            rhs[j] -= sup[j] * x_next[j]
+    for i in range(n):
+        out, x = u[u0 + i * su:u0 + i * su + w], work[i, 0]
+        for j in range(w):
+            out[j] = x[j]
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def axis_step(u, up, down, P, n, Q, dt, theta, transpose, threads):
+    """One θ-step u ← (I - θ dt M)⁻¹ (I + (1-θ) dt M) u along the middle axis of u viewed as
+    (P, n, Q); u is flat (P n Q,), up/down are the axis' rate rows (`hjsolve.grid.rates`:
+    C order for Q > 1, lane-major blocks for Q = 1). M is L or, with ``transpose``, Lᵀ (see
+    `_rows`). θ = ½ is Crank–Nicolson, θ = 1 backward Euler. The blocks of `LANES` lines are
+    cut into 4·``threads`` runs (`_run_blocks`).
+    """
+    jobs = P * ((Q + LANES - 1) // LANES) if Q > 1 else (P + LANES - 1) // LANES
+    runs = min(jobs, 4 * threads)
+    for run in prange(runs):
+        _run_blocks(u, up, down, P, n, Q, (1.0 - theta) * dt, theta * dt, transpose,
+                    run * jobs // runs, (run + 1) * jobs // runs)
+
+
+@njit(cache=True, error_model="numpy")
+def _run_blocks(u, up, down, P, n, Q, ex, im, transpose, first, stop):
+    """Blocks ``first`` to ``stop`` - 1 of `axis_step`, with their own scratch: a function of its
+    own, not inlined into the parallel loop, and the scratch allocated here, so that LLVM knows
+    the scratch aliases no argument and vectorises every lane loop."""
+    rows = np.empty((n, 4, LANES))
+    block = np.empty(n * LANES)
+    zero = np.zeros(LANES)
+    per_p = (Q + LANES - 1) // LANES
+    for job in range(first, stop):
+        if Q > 1:
+            p = job // per_p
+            q0 = (job - p * per_p) * LANES
+            base = p * n * Q + q0
+            w = min(LANES, Q - q0)
+            _rows(rows, u, base, Q, up, down, base, Q, n, w, ex, im, transpose, zero)
+            _solve(rows, n, w, u, base, Q)
+        else:
+            p0 = job * LANES
+            w = min(LANES, P - p0)
+            for j in range(w):
+                line = u[(p0 + j) * n:(p0 + j + 1) * n]
+                for i in range(n):
+                    block[i * LANES + j] = line[i]
+            _rows(rows, block, 0, LANES, up, down, job * n * LANES, LANES, n, w, ex, im, transpose, zero)
+            _solve(rows, n, w, block, 0, LANES)
+            for j in range(w):
+                line = u[(p0 + j) * n:(p0 + j + 1) * n]
+                for i in range(n):
+                    line[i] = block[i * LANES + j]
