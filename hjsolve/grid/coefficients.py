@@ -19,10 +19,15 @@ class Generator:
         self.problem = problem
         self.domain = domain
         self.z = domain.nodes()  # (N, d)
-        #: rates kept from the backward pass for the forward pass (same times), within a budget
-        self.cache, self.cache_left = {}, int(cache_bytes)
-        pre = problem.pretrained
+        self.axis_nodes = domain.z  # (n,)
+        self.shape = (2, domain.d, rate_length(domain.shape))  # (up, down) rows of every axis
+        #: rates kept from the backward pass for the forward pass (same times): t -> slot of
+        #: one block within ``cache_bytes``, allocated on first use (one large allocation is
+        #: backed by huge pages, so writing it costs few page faults)
+        self.slots = int(cache_bytes) // (8 * int(np.prod(self.shape)))
+        self.block, self.cache, self.free = None, {}, list(range(self.slots))
         self.scratch = None
+        pre = problem.pretrained
         self.mixture = pre if isinstance(pre, GaussianMixture) else None
 
     def drift(self, t, z=None):
@@ -47,36 +52,41 @@ class Generator:
 
         A Gaussian-mixture score is evaluated inside the fused Numba kernel (`mixture_rates`),
         anything else through the NumPy callback `Problem.sampler_drift` (`drift_rates`).
-        Rates kept for the forward pass (within ``cache_bytes``) are returned, and dropped, on
-        the second request for the same t; others are written to one scratch pair, valid until
-        the next call.
+        Rates kept for the forward pass (while cache slots are free) are returned, and their
+        slot freed, on the second request for the same t; others are written to one scratch
+        pair. Either is valid until the next call.
         """
         if t in self.cache:
-            return self.cache.pop(t)
-        dom = self.domain
-        size = (dom.d, rate_length(dom.shape))
-        keep = self.cache_left >= 2 * 8 * size[0] * size[1]
-        if keep:
-            out = (np.zeros(size), np.zeros(size))  # padded lanes stay 0
-        else:
-            if self.scratch is None:
-                self.scratch = (np.zeros(size), np.zeros(size))
-            out = self.scratch
+            slot = self.cache.pop(t)
+            self.free.append(slot)
+            return self.block[slot]
+        out = self._destination(t)
         up, down = out
-        c = dom.c(t)
-        a = 0.5 * float(self.problem.sde.sampler_sigma2(t)) / c**2
+        dom = self.domain
+        threads = numba.get_num_threads()
         if self.mixture is not None:
-            s = float(self.problem.sde.T) - float(t)
             sde = self.problem.sde
-            marg = self.mixture.marginal(float(sde.a(s)), float(sde.var(s)))
-            dmu, dc = dom.rates(t)
-            mixture_rates(dom.mu(t), c, dmu, dc, float(sde.log_a_rate(s)), float(sde.g2(s)), marg.means,
-                          np.ascontiguousarray(marg.cov_invs), marg.log_weights - 0.5 * marg.cov_logdets, a,
-                          dom.z, dom.dz, up, down, numba.get_num_threads())  # finite: max-shifted weights
+            s = float(sde.T) - float(t)
+            scale, var, f, g2 = float(sde.a(s)), float(sde.var(s)), float(sde.log_a_rate(s)), float(sde.g2(s))
+            marg = self.mixture.marginal(scale, var)
+            mu, c, dmu, dc = dom.frame(t)
+            a = 0.5 * g2 / c**2  # ς(t)² = g2(T - t)
+            mixture_rates(mu, c, dmu, dc, f, g2, marg.means, np.ascontiguousarray(marg.cov_invs),
+                          marg.log_weights - 0.5 * marg.cov_logdets, a, self.axis_nodes, dom.dz, up, down,
+                          threads)  # finite: max-shifted weights
         else:
             B, a = self.drift(t)
-            drift_rates(np.ascontiguousarray(B), a, dom.dz, dom.n, up, down, numba.get_num_threads())
-        if keep:
-            self.cache[t] = out
-            self.cache_left -= 2 * 8 * size[0] * size[1]
+            drift_rates(np.ascontiguousarray(B), a, dom.dz, dom.n, up, down, threads)
         return out
+
+    def _destination(self, t):
+        """(up, down) to write the rates at t into: a free cache slot (kept for t) or the scratch."""
+        if self.free:
+            if self.block is None:
+                self.block = np.zeros((self.slots, *self.shape))  # padded lanes stay 0
+            slot = self.free.pop()
+            self.cache[t] = slot
+            return self.block[slot]
+        if self.scratch is None:
+            self.scratch = np.zeros(self.shape)
+        return self.scratch

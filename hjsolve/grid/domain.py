@@ -66,26 +66,27 @@ class Domain:
     def _s(self, t):
         return float(self.sde.T) - float(t)
 
-    def mu(self, t):
-        """(d,) centre μ(t)."""
-        return float(self.sde.a(self._s(t))) * self.center
-
-    def c(self, t):
-        """(d,) half-widths c(t)."""
-        s = self._s(t)
-        a, var = float(self.sde.a(s)), float(self.sde.var(s))
-        return np.sqrt(a * a * self.radius**2 + self.noise_width**2 * var)
-
-    def rates(self, t):
-        """(dμ/dt, dc/dt), each (d,), from a'(s) = f a, var'(s) = g2 + 2 f var (f = a'/a)."""
+    def frame(self, t):
+        """(μ, c, dμ/dt, dc/dt), each (d,), at sampler time t, from a'(s) = f a and
+        var'(s) = g2 + 2 f var (f = a'/a, s = T - t)."""
         s = self._s(t)
         a, var = float(self.sde.a(s)), float(self.sde.var(s))
         f, g2 = float(self.sde.log_a_rate(s)), float(self.sde.g2(s))
-        da = f * a
-        dvar = g2 + 2.0 * f * var
-        c = self.c(t)
-        dc_ds = (a * da * self.radius**2 + 0.5 * self.noise_width**2 * dvar) / c
-        return -da * self.center, -dc_ds
+        c = np.sqrt(a * a * self.radius**2 + self.noise_width**2 * var)
+        dc_ds = (a * f * a * self.radius**2 + 0.5 * self.noise_width**2 * (g2 + 2.0 * f * var)) / c
+        return a * self.center, c, -f * a * self.center, -dc_ds
+
+    def mu(self, t):
+        """(d,) centre μ(t)."""
+        return self.frame(t)[0]
+
+    def c(self, t):
+        """(d,) half-widths c(t)."""
+        return self.frame(t)[1]
+
+    def rates(self, t):
+        """(dμ/dt, dc/dt), each (d,)."""
+        return self.frame(t)[2:]
 
     def to_y(self, t, z):
         return self.mu(t) + self.c(t) * z

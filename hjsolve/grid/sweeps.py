@@ -5,9 +5,9 @@ A grid array (n,)*d is C-ordered; a sweep along axis k views it as (P, n, Q) wit
 P = n_0⋯n_{k-1} and Q = n_{k+1}⋯n_{d-1}. For Q > 1, `LANES` consecutive q at fixed p are
 contiguous at every node i, so a block of lines is read in place. For the last axis (Q = 1)
 the block's lines are copied side by side into scratch (a transpose), and the rates come in
-the lane-major layout of `hjsolve.grid.rates`. Each block is solved in three unit-stride
-stages over its lanes, which LLVM vectorises: the tridiagonal rows (`_rows`), the forward
-elimination and the back substitution.
+the lane-major layout of `hjsolve.grid.rates`. Each block is solved by loops over its lanes
+with unit stride, which LLVM vectorises: the rows of the system built and eliminated node by
+node (`_eliminate_row`), then the back substitution.
 """
 import numpy as np
 from numba import njit, prange
@@ -16,27 +16,30 @@ from .rates import LANES
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _row(rows, u_c, u_p, u_n, up, down, lo, hi, w, ex, im):
-    """Row i of the system (I - im M) x = (I + ex M) u for w lanes: rows (4, LANES) gets the
-    right-hand side, the sub-, super- and main diagonal. M has the off-diagonal rates lo, hi
-    and the diagonal -(up + down) at node i; u_p, u_c, u_n are u at nodes i-1, i, i+1."""
-    rhs, sub, sup, diag = rows[0], rows[1], rows[2], rows[3]
+def _eliminate_row(sup, rhs, sup_prev, rhs_prev, u_c, u_p, u_n, up, down, lo, hi, w, ex, im):
+    """Row i of the system (I - im M) x = (I + ex M) u for w lanes, eliminated against row
+    i - 1 (Thomas): sup, rhs (w,) get the normalised super-diagonal and right-hand side. M has
+    the off-diagonal rates lo, hi and the diagonal -(up + down) at node i; u_p, u_c, u_n are u
+    at nodes i-1, i, i+1."""
     for j in range(w):
         dd = -(up[j] + down[j])
-        rhs[j] = u_c[j] + ex * (dd * u_c[j] + lo[j] * u_p[j] + hi[j] * u_n[j])
-        sub[j] = -im * lo[j]
-        sup[j] = -im * hi[j]
-        diag[j] = 1.0 - im * dd
+        r = u_c[j] + ex * (dd * u_c[j] + lo[j] * u_p[j] + hi[j] * u_n[j])
+        a = -im * lo[j]
+        inv = 1.0 / (1.0 - im * dd - a * sup_prev[j])
+        sup[j] = -im * hi[j] * inv
+        rhs[j] = (r - a * rhs_prev[j]) * inv
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _rows(work, u, u0, su, up, down, r0, sr, n, w, ex, im, transpose, zero):
-    """The tridiagonal system of w lanes into work (n, 4, LANES): node i of lane j has its value
-    at u[u0 + i·su + j] and its rates at up/down[r0 + i·sr + j].
+def _solve(work, u, u0, su, up, down, r0, sr, n, w, ex, im, transpose, zero):
+    """One θ-step of w lanes in place: node i of lane j has its value at u[u0 + i·su + j] and
+    its rates at up/down[r0 + i·sr + j]; work (n, 2, LANES) is scratch.
 
     M is the generator L (L u_i = up_i (u_{i+1} - u_i) + down_i (u_{i-1} - u_i)) or, with
     ``transpose``, Lᵀ (the Fokker–Planck operator on node masses: sub-diagonal up_{i-1},
-    super-diagonal down_{i+1}). Reflecting walls: the rates out of the line are 0.
+    super-diagonal down_{i+1}). Reflecting walls: the rates out of the line are 0, so row 0
+    needs no special case. The systems are M-matrices: the Thomas algorithm needs no pivoting
+    (one division per node).
     """
     for i in range(n):
         ru, rr = u0 + i * su, r0 + i * sr
@@ -49,31 +52,15 @@ def _rows(work, u, u0, su, up, down, r0, sr, n, w, ex, im, transpose, zero):
             hi = down[rr + sr:rr + sr + w] if i < n - 1 else zero
         else:
             lo, hi = down_c, up_c
-        _row(work[i], u_c, u_p, u_n, up_c, down_c, lo, hi, w, ex, im)
-
-
-@njit(cache=True, inline="always", error_model="numpy")
-def _solve(work, n, w, u, u0, su):
-    """Thomas algorithm on the w lanes of work (n, 4, LANES) (one division per node; the
-    systems are M-matrices, so no pivoting); the solution goes to u[u0 + i·su + j]."""
-    rhs, sup, diag = work[0, 0], work[0, 2], work[0, 3]
-    for j in range(w):
-        inv = 1.0 / diag[j]
-        sup[j] *= inv
-        rhs[j] *= inv
-    for i in range(1, n):
-        rhs, sub, sup, diag = work[i, 0], work[i, 1], work[i, 2], work[i, 3]
-        rhs_prev, sup_prev = work[i - 1, 0], work[i - 1, 2]
-        for j in range(w):
-            inv = 1.0 / (diag[j] - sub[j] * sup_prev[j])
-            sup[j] *= inv
-            rhs[j] = (rhs[j] - sub[j] * rhs_prev[j]) * inv
+        sup_prev = work[i - 1, 0] if i > 0 else zero
+        rhs_prev = work[i - 1, 1] if i > 0 else zero
+        _eliminate_row(work[i, 0], work[i, 1], sup_prev, rhs_prev, u_c, u_p, u_n, up_c, down_c, lo, hi, w, ex, im)
     for i in range(n - 2, -1, -1):
-        rhs, sup, x_next = work[i, 0], work[i, 2], work[i + 1, 0]
+        sup, x, x_next = work[i, 0], work[i, 1], work[i + 1, 1]
         for j in range(w):
-            rhs[j] -= sup[j] * x_next[j]
+            x[j] -= sup[j] * x_next[j]
     for i in range(n):
-        out, x = u[u0 + i * su:u0 + i * su + w], work[i, 0]
+        out, x = u[u0 + i * su:u0 + i * su + w], work[i, 1]
         for j in range(w):
             out[j] = x[j]
 
@@ -83,7 +70,7 @@ def axis_step(u, up, down, P, n, Q, dt, theta, transpose, threads):
     """One θ-step u ← (I - θ dt M)⁻¹ (I + (1-θ) dt M) u along the middle axis of u viewed as
     (P, n, Q); u is flat (P n Q,), up/down are the axis' rate rows (`hjsolve.grid.rates`:
     C order for Q > 1, lane-major blocks for Q = 1). M is L or, with ``transpose``, Lᵀ (see
-    `_rows`). θ = ½ is Crank–Nicolson, θ = 1 backward Euler. The blocks of `LANES` lines are
+    `_solve`). θ = ½ is Crank–Nicolson, θ = 1 backward Euler. The blocks of `LANES` lines are
     cut into 4·``threads`` runs (`_run_blocks`).
     """
     jobs = P * ((Q + LANES - 1) // LANES) if Q > 1 else (P + LANES - 1) // LANES
@@ -98,7 +85,7 @@ def _run_blocks(u, up, down, P, n, Q, ex, im, transpose, first, stop):
     """Blocks ``first`` to ``stop`` - 1 of `axis_step`, with their own scratch: a function of its
     own, not inlined into the parallel loop, and the scratch allocated here, so that LLVM knows
     the scratch aliases no argument and vectorises every lane loop."""
-    rows = np.empty((n, 4, LANES))
+    work = np.empty((n, 2, LANES))
     block = np.empty(n * LANES)
     zero = np.zeros(LANES)
     per_p = (Q + LANES - 1) // LANES
@@ -108,8 +95,7 @@ def _run_blocks(u, up, down, P, n, Q, ex, im, transpose, first, stop):
             q0 = (job - p * per_p) * LANES
             base = p * n * Q + q0
             w = min(LANES, Q - q0)
-            _rows(rows, u, base, Q, up, down, base, Q, n, w, ex, im, transpose, zero)
-            _solve(rows, n, w, u, base, Q)
+            _solve(work, u, base, Q, up, down, base, Q, n, w, ex, im, transpose, zero)
         else:
             p0 = job * LANES
             w = min(LANES, P - p0)
@@ -117,8 +103,7 @@ def _run_blocks(u, up, down, P, n, Q, ex, im, transpose, first, stop):
                 line = u[(p0 + j) * n:(p0 + j + 1) * n]
                 for i in range(n):
                     block[i * LANES + j] = line[i]
-            _rows(rows, block, 0, LANES, up, down, job * n * LANES, LANES, n, w, ex, im, transpose, zero)
-            _solve(rows, n, w, block, 0, LANES)
+            _solve(work, block, 0, LANES, up, down, job * n * LANES, LANES, n, w, ex, im, transpose, zero)
             for j in range(w):
                 line = u[(p0 + j) * n:(p0 + j + 1) * n]
                 for i in range(n):
