@@ -15,6 +15,8 @@ Log space: h is rescaled by its maximum after every step and the log of the fact
 (`offset`), so r_eff of any size is fine; log h is stored as log(max(h, `FLOOR`)) + offset,
 so values below e^{-690} of the maximum are floored (far outside the mass of Q*_t).
 """
+import math
+
 import numba
 import numpy as np
 
@@ -35,9 +37,7 @@ def step_factors(d, rannacher):
 
 def axis_view_shape(shape, axis):
     """(P, n_axis, Q) view of a C-ordered grid array for a sweep along ``axis``."""
-    P = int(np.prod(shape[:axis], dtype=np.int64))
-    Q = int(np.prod(shape[axis + 1:], dtype=np.int64))
-    return (P, shape[axis], Q)
+    return (math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1:]))
 
 
 def apply_step(u, rates, factors, ds, transpose):
