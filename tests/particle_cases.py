@@ -4,6 +4,14 @@ import numpy as np
 
 from conftest import make_case
 
+#: Time-discretisation allowance of the particle tests (see `allowance`).
+ALLOWANCE = 3.0
+
+
+def allowance(d, n_steps):
+    """ALLOWANCE (1 + d/10) / n_steps: the integrators are first order in time."""
+    return ALLOWANCE * (1.0 + d / 10.0) / n_steps
+
 
 def _iso_case(d, reward, alpha=1.0):
     e1 = np.eye(d)[0]

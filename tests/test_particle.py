@@ -12,16 +12,11 @@ import hjsolve
 from hjsolve.errors import HJSolveError
 from hjsolve.solution import SUMMARY_KEYS
 
-from particle_cases import cases
+from particle_cases import allowance, cases
 
 CASES = cases()
-ALLOWANCE = 3.0
 SIZES = {"1d": (40_000, 200), "2d": (40_000, 200), "10d": (20_000, 200), "50d": (10_000, 400)}
 STDERR_KEYS = ("log_normalizer", "reward_pretrained", "reward_finetuned", "kl_finetuned_pretrained")
-
-
-def allowance(d, n_steps):
-    return ALLOWANCE * (1.0 + d / 10.0) / n_steps
 
 
 def _solve(name, **extra):

@@ -19,9 +19,8 @@ from torch.autograd.function import once_differentiable
 from ..errors import NotApplicableError
 from ..mixture import GaussianMixture
 from ..pretrained import PythonScore as PythonScoreModel
+from ..score_derivatives import directional_derivative, score_rows
 
-#: Relative step of the central differences in `NumpyScore.backward`.
-FD_STEP = 1e-5
 #: p_pre samples (and Euler steps) that estimate E|X|² for a python score model's input scaling.
 MOMENT_SAMPLES, MOMENT_STEPS, MOMENT_SEED = 2000, 200, 0
 
@@ -165,28 +164,6 @@ class PythonScore:
         as_numpy = lambda x: x.detach().cpu().double().numpy()
         jv = directional_derivative(self.function, self._rows(j, y), as_numpy(y), as_numpy(v))
         return torch.as_tensor(jv, dtype=y.dtype, device=y.device)
-
-
-def score_rows(function, s_rows, x):
-    """(n, d) function(s, x[rows]) for each distinct forward time s of ``s_rows`` (n,)."""
-    out = np.empty_like(x)
-    times, inverse = np.unique(s_rows, return_inverse=True)
-    for k, s in enumerate(times):
-        rows = inverse.ravel() == k
-        out[rows] = function(float(s), x[rows])
-    return out
-
-
-def directional_derivative(function, s_rows, x, v):
-    """(n, d) ∇s v = |v| ∂_e s, e = v/|v|, for the score ``function`` at rows x (n, d): central
-    differences with step FD_STEP (1 + |x|_∞) per row, two score evaluations (one call on 2n
-    rows), error O(step²)."""
-    norm = np.linalg.norm(v, axis=1, keepdims=True)
-    e = np.divide(v, norm, out=np.zeros_like(v), where=norm > 0)
-    h = FD_STEP * (1.0 + np.abs(x).max(axis=1, keepdims=True))
-    both = score_rows(function, np.concatenate([s_rows, s_rows]), np.concatenate([x + h * e, x - h * e]))
-    n = len(x)
-    return (both[:n] - both[n:]) / (2 * h) * norm
 
 
 class NumpyScore(torch.autograd.Function):

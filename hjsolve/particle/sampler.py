@@ -1,15 +1,19 @@
 """The pretrained sampler (2.4) as particles: orchestration of the kernels on a time grid.
 
 `PretrainedSampler(problem, n_steps, integrator)` runs paths from sampler time t0 to T, either
-from fixed points or from p_noise. With a Gaussian-mixture pretrained model the score is
-evaluated inside the Numba kernels; any other pretrained model goes through a batched numpy
-step loop calling ``problem.score`` (same schedule, same noise streams, so both give the
-same paths for a mixture).
+from fixed points or from p_noise, and the adjoint sweeps back along them. With a
+Gaussian-mixture pretrained model the score and its Jacobian are evaluated inside the Numba
+kernels; any other pretrained model (or ``use_kernel=False``) goes through batched numpy step
+loops calling ``problem.score``, with the Jacobian-vector products ∇s v of the adjoint by
+central differences (`hjsolve.score_derivatives`). Same schedule, same noise streams: both
+give the same paths, and the same λ_0 and β up to the differences' O(step²) error, for a mixture.
 """
+from functools import partial
+
 import numpy as np
 
-from ..errors import NotApplicableError
 from ..mixture import GaussianMixture
+from ..score_derivatives import jacobian_vector
 from . import kernels
 from .rng import normals_block
 from .schedule import build_schedule, mixture_arrays, steps_from
@@ -66,12 +70,38 @@ class PretrainedSampler:
         return start, y, (np.stack(path, axis=1) if store else None), sched
 
     def adjoint(self, key, path, lam_T, n_bismut, t0, first=0):
-        """(λ_0, β) of `kernels.adjoint` for stored paths started at t0."""
-        if not self.kernel:
-            raise NotApplicableError("particle: gradients need the score's Jacobian (gaussian_mixture pretrained only)")
+        """(λ_0, β) of `kernels.adjoint` for stored paths (n, N+1, d) started at t0, lam_T (n, d)."""
         sched, mix = self.grid(t0)
-        return kernels.adjoint(key, first, path, np.ascontiguousarray(lam_T), int(n_bismut), sched.lin, sched.coef,
-                               sched.sd, mix.means, mix.prec, mix.prec_iso, mix.logc, mix.iso)
+        lam_T = np.ascontiguousarray(lam_T, dtype=float)
+        if self.kernel:
+            return kernels.adjoint(key, first, path, lam_T, int(n_bismut), sched.lin, sched.coef, sched.sd,
+                                   mix.means, mix.prec, mix.prec_iso, mix.logc, mix.iso)
+        return self._adjoint_callback(key, path, lam_T, int(n_bismut), first, sched)
+
+    def _adjoint_callback(self, key, path, lam_T, n_bismut, first, sched):
+        """`kernels.adjoint` as a numpy step loop: pathwise (3.29)–(3.30) λ_k = J_kᵀ λ_{k+1} from
+        λ_N = lam_T, and the Bismut–Elworthy–Li weight by the Horner recursion
+        v ← J_kᵀ (v + ξ_k/sd_k) for k < n_bismut, β = v/n_bismut, with the noise ξ_k of
+        `_run_callback`.
+
+        path (n, N+1, d), lam_T (n, d); returns (λ_0 (n, d), β (n, d)).
+        """
+        n, _, d = path.shape
+        lam, v = lam_T.copy(), np.zeros((n, d))
+        for k in range(sched.n_steps - 1, -1, -1):
+            if k < n_bismut:
+                v += normals_block(key, first, n, d, d * (k + 1)) / sched.sd[k]
+                both = self._step_transpose(sched, k, path[:, k], np.concatenate([lam, v]))
+                lam, v = both[:n], both[n:]
+            else:
+                lam = self._step_transpose(sched, k, path[:, k], lam)
+        return lam, v / max(n_bismut, 1)
+
+    def _step_transpose(self, sched, k, y, w):
+        """(m, d) J_kᵀ w = lin_k w + coef_k ∇s(s_k, y) w (∇s is symmetric) for vectors w (m, d) at
+        the points y (n, d), m a multiple of n (stacked vector sets share one score call)."""
+        points = np.tile(y, (len(w) // len(y), 1))
+        return sched.lin[k] * w + sched.coef[k] * jacobian_vector(partial(self.problem.score, sched.s[k]), points, w)
 
     def controlled_step(self, key, k, y, u, sched, first=0):
         """One step of the controlled sampler (3.9) on ``sched``: returns Y_{k+1} (n, d)."""

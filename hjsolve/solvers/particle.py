@@ -2,8 +2,9 @@
 
 Paper 000, Lemma 3.1 and the rejection discussion after it, (3.9), (3.16), (3.24), (3.27)–(3.33).
 The pretrained sampler (2.4) runs as Numba kernels over particles (`hjsolve.particle`), with
-the exact Gaussian-mixture score inside the kernel (other pretrained models: a numpy step loop
-calling ``problem.score``). Everything is reproducible from ``seed`` (counter-based streams).
+the exact Gaussian-mixture score inside the kernel (other pretrained models: numpy step loops
+calling ``problem.score``, with central-difference Jacobian-vector products in the adjoint).
+Everything is reproducible from ``seed`` (counter-based streams).
 
 - `value(t, y)`, `control(t, y)`: nested Monte Carlo from each query point, ``inner_paths``
   paths: log h by log-mean-exp, ∇log h by the pathwise tangent (3.29)–(3.30) or a
