@@ -50,9 +50,9 @@ def bernoulli(x):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _fitted_line(drift, scale, kd, up, down):
+def _fitted_line(drift, scale, kd, small, up, down):
     """(up, down) exponentially fitted (Il'in–Allen–Southwell) jump rates of n nodes with
-    z-drifts ``drift`` (n,) into the views up, down (n,).
+    z-drifts ``drift`` (n,) into the views up, down (n,); small (n,) is scratch.
 
     With x = b Δz / a (``scale`` = Δz / a, ``kd`` = a / Δz²), the fitted generator
     ã ∂² + b ∂ with ã = a (x/2) coth(x/2) has the rates up = kd·x eˣ/(eˣ - 1) and
@@ -65,23 +65,23 @@ def _fitted_line(drift, scale, kd, up, down):
     beyond = 0
     for i in range(n):
         ax = abs(drift[i]) * scale
-        down[i] = kd * bernoulli_series(ax)
+        small[i] = kd * bernoulli_series(ax)
         beyond += ax >= SERIES
     if beyond:
         for i in range(n):
-            down[i] = kd * bernoulli(abs(drift[i]) * scale)
+            small[i] = kd * bernoulli(abs(drift[i]) * scale)
     for i in range(n):
         b = drift[i]
-        small = down[i]
-        large = small + kd * abs(b) * scale
-        up[i] = large if b >= 0.0 else small
-        down[i] = small if b >= 0.0 else large
+        large = small[i] + kd * abs(b) * scale
+        up[i] = large if b >= 0.0 else small[i]
+        down[i] = small[i] if b >= 0.0 else large
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _store_line(drift, k, line, n, d, a, dz, up, down):
+def _store_line(drift, k, line, n, d, a, dz, up, down, small):
     """Fitted rates along axis k (diffusion a) of the n nodes of line ``line`` of the last axis,
-    ``drift`` (n,) their z-drift along axis k, into row k of up, down (see the layout above).
+    ``drift`` (n,) their z-drift along axis k, into row k of up, down (see the layout above);
+    small (n,) is scratch.
     Reflecting walls: the outward rate is 0 at the line's ends (k = d-1), or on the whole line
     where it lies on the low/high wall of axis k."""
     scale, kd = dz / a, a / (dz * dz)
@@ -89,13 +89,13 @@ def _store_line(drift, k, line, n, d, a, dz, up, down):
         start = (line // LANES) * n * LANES + line % LANES
         up_k = up[k, start:start + n * LANES:LANES]
         down_k = down[k, start:start + n * LANES:LANES]
-        _fitted_line(drift, scale, kd, up_k, down_k)
+        _fitted_line(drift, scale, kd, small, up_k, down_k)
         up_k[n - 1] = 0.0
         down_k[0] = 0.0
     else:
         up_k = up[k, line * n:(line + 1) * n]
         down_k = down[k, line * n:(line + 1) * n]
-        _fitted_line(drift, scale, kd, up_k, down_k)
+        _fitted_line(drift, scale, kd, small, up_k, down_k)
         pos = (line // n ** (d - 2 - k)) % n  # the line's index along axis k
         if pos == n - 1:
             up_k[:] = 0.0
@@ -111,19 +111,22 @@ def drift_rates(drift, diffusion, dz, n, up, down, threads):
     Writes up, down (d, `rate_length`). Parallel over 4·``threads`` runs of lines.
     """
     lines = drift.shape[0] // n
-    runs = min(lines, 4 * threads)
+    blocks = -(-lines // LANES)
+    runs = min(blocks, 4 * threads)
     for run in prange(runs):
-        _drift_lines(drift, diffusion, dz, n, up, down, run * lines // runs, (run + 1) * lines // runs)
+        first, stop = _run_lines(run, runs, blocks, lines)
+        _drift_lines(drift, diffusion, dz, n, up, down, first, stop)
 
 
 @njit(cache=True, error_model="numpy")
 def _drift_lines(drift, diffusion, dz, n, up, down, first, stop):
     """Lines ``first`` to ``stop`` - 1 of `drift_rates`."""
     along = np.empty(n)
+    small = np.empty(n)
     for line in range(first, stop):
         for k in range(drift.shape[1]):
             along[:] = drift[line * n:(line + 1) * n, k]
-            _store_line(along, k, line, n, drift.shape[1], diffusion[k], dz, up, down)
+            _store_line(along, k, line, n, drift.shape[1], diffusion[k], dz, up, down, small)
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
@@ -142,10 +145,18 @@ def mixture_rates(mu, c, dmu, dc, f, g2, means, prec, logc, diffusion, z, dz, up
     """
     n = z.shape[0]
     lines = n ** (mu.shape[0] - 1)
-    runs = min(lines, 4 * threads)
+    blocks = -(-lines // LANES)
+    runs = min(blocks, 4 * threads)
     for run in prange(runs):
-        _mixture_lines(mu, c, dmu, dc, f, g2, means, prec, logc, diffusion, z, dz, up, down,
-                       run * lines // runs, (run + 1) * lines // runs)
+        first, stop = _run_lines(run, runs, blocks, lines)
+        _mixture_lines(mu, c, dmu, dc, f, g2, means, prec, logc, diffusion, z, dz, up, down, first, stop)
+
+
+@njit(cache=True, inline="always")
+def _run_lines(run, runs, blocks, lines):
+    """(first, stop) lines of run ``run`` of ``runs``: whole blocks of `LANES` lines, so that no
+    two threads write the same cache line of the last axis' lane-major rates."""
+    return min(run * blocks // runs * LANES, lines), min((run + 1) * blocks // runs * LANES, lines)
 
 
 @njit(cache=True, error_model="numpy")
@@ -161,6 +172,7 @@ def _mixture_lines(mu, c, dmu, dc, f, g2, means, prec, logc, diffusion, z, dz, u
     total = np.empty(n)
     score = np.empty((d, n))
     drift = np.empty(n)
+    small = np.empty(n)
     alpha = np.empty((K, d))
     y_fixed = np.empty(d)
     z_fixed = np.empty(d)
@@ -171,7 +183,7 @@ def _mixture_lines(mu, c, dmu, dc, f, g2, means, prec, logc, diffusion, z, dz, u
         _mixture_line(y_fixed, y_last, means, prec, logc, alpha, log_w, top, total, score)
         for k in range(d):
             _line_drift(k, d, y_fixed, z_fixed, y_last, z, f, g2, mu, c, dmu, dc, score, total, drift)
-            _store_line(drift, k, line, n, d, diffusion[k], dz, up, down)
+            _store_line(drift, k, line, n, d, diffusion[k], dz, up, down, small)
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -187,7 +199,6 @@ def _mixture_line(y_fixed, y_last, means, prec, logc, alpha, log_w, top, total, 
     d = y_fixed.shape[0]
     K, n = log_w.shape
     L = d - 1
-    top[:] = -np.inf
     for m in range(K):
         const, lin = 0.0, 0.0
         for j in range(d):
@@ -207,19 +218,19 @@ def _mixture_line(y_fixed, y_last, means, prec, logc, alpha, log_w, top, total, 
             t = y_last[i] - centre
             v = c0 + t * (c1 + c2 * t)
             row[i] = v
-            top[i] = max(top[i], v)
-    total[:] = 0.0
-    score[:, :] = 0.0
+            # the first component initialises the maximum; a select (not max) vectorises
+            top[i] = v if m == 0 or v > top[i] else top[i]
     for m in range(K):
         row, centre = log_w[m], means[m, L]
         for i in range(n):
             w = exp_estrin(row[i] - top[i])
             row[i] = w
-            total[i] += w
+            total[i] = w if m == 0 else total[i] + w
         for j in range(d):
             out, a, b = score[j], alpha[m, j], prec[m, j, L]
             for i in range(n):
-                out[i] -= row[i] * (a + b * (y_last[i] - centre))
+                term = -row[i] * (a + b * (y_last[i] - centre))
+                out[i] = term if m == 0 else out[i] + term
 
 
 @njit(cache=True, inline="always", error_model="numpy")

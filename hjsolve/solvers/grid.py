@@ -38,7 +38,7 @@ DEFAULT_STEPS = {1: 800, 2: 200, 3: 60}
 DEFAULT_GRADING = {1: 0.0, 2: 0.0, 3: 1.0}
 MAX_LEVELS = 65
 MAX_BYTES = 256 * 2**20
-#: Memory for the pretrained drift kept from the backward pass for the forward pass.
+#: Memory for the rates of a python score kept from the backward pass for the forward pass.
 CACHE_BYTES = 512 * 2**20
 
 
