@@ -2,6 +2,8 @@
 
 ``domain``       the time-dependent box y = μ(t) + c(t) z, z ∈ [-1, 1]^d, chosen from the model.
 ``coefficients`` the generator of the pretrained sampler in z-coordinates, per axis.
-``kernels``      Numba kernels: fitted rates, tridiagonal axis sweeps, interpolation.
+``rates``        Numba kernels of the fitted jump rates per axis (and their memory layout).
+``sweeps``       the Numba θ-step along one axis: Thomas solves across 32 lines at a time.
+``kernels``      Numba kernels of the outputs (interpolation, Euler–Maruyama) and thread counts.
 ``passes``       the backward (Feynman–Kac, (3.24)) and forward (Fokker–Planck) passes.
 """
