@@ -1,7 +1,8 @@
 """Reading grid data at any (t, y): cubic Lagrange in z (tensor, 4^d nodes) and in time."""
 import numpy as np
 
-from .kernels import interpolate, use_threads
+from ..threads import use_threads
+from .kernels import interpolate
 
 
 def time_weights(time_grid, t):

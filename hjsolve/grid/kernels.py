@@ -1,10 +1,7 @@
 """Numba kernels of the grid solver's outputs: cubic interpolation of grid data and the
-Euler–Maruyama step of the controlled SDE; and the thread count of every grid kernel.
-The fitted rates are in `hjsolve.grid.rates`, the axis sweeps in `hjsolve.grid.sweeps`.
+Euler–Maruyama step of the controlled SDE. The fitted rates are in `hjsolve.grid.rates`, the
+axis sweeps in `hjsolve.grid.sweeps`.
 """
-from contextlib import contextmanager
-
-import numba
 import numpy as np
 from numba import njit, prange
 
@@ -84,20 +81,3 @@ def euler_maruyama_update(y, drift, control, sigma_sqrt_dt, noise, dt):
     for r in prange(n):
         for k in range(d):
             y[r, k] += (drift[r, k] + control[r, k]) * dt + sigma_sqrt_dt * noise[r, k]
-
-
-#: Grid cells (or particles) per thread below which a parallel kernel runs on fewer threads:
-#: launching threads costs more than it saves on small grids, and much more on a busy machine.
-WORK_PER_THREAD = 16_384
-
-
-@contextmanager
-def use_threads(work):
-    """Numba's thread count for kernel calls over ``work`` independent items, inside the ``with``
-    block only: the caller's count is restored after it (other solvers run in the same process)."""
-    before = numba.get_num_threads()
-    numba.set_num_threads(max(1, min(numba.config.NUMBA_NUM_THREADS, work // WORK_PER_THREAD)))
-    try:
-        yield
-    finally:
-        numba.set_num_threads(before)

@@ -20,7 +20,7 @@ import math
 import numba
 import numpy as np
 
-from .kernels import use_threads
+from ..threads import use_threads
 from .sweeps import axis_step
 
 RANNACHER = 2

@@ -23,6 +23,8 @@ import math
 import numpy as np
 from numba import int64, njit, prange, uint64
 
+from ..threads import use_threads
+
 GOLDEN = uint64(0x9E3779B97F4A7C15)
 M1 = uint64(0xBF58476D1CE4E5B9)
 M2 = uint64(0x94D049BB133111EB)
@@ -148,9 +150,16 @@ def normals_fill(base, m, w, z, rejected):
             z[i] = _finish(base[i], m, _word(base[i], m))
 
 
-@njit(cache=True, parallel=True)
 def normals_block(key, first, n, d, m0):
-    """(n, d) normals m0 .. m0+d-1 of particles first .. first+n-1."""
+    """(n, d) normals m0 .. m0+d-1 of particles first .. first+n-1, on as many threads as the
+    n·d normals pay for (the numpy step loops ask for a block of a few hundred rows per step:
+    two threads cost milliseconds per call there on a busy machine, one costs microseconds)."""
+    with use_threads(n * d):
+        return _normals_block(key, first, n, d, m0)
+
+
+@njit(cache=True, parallel=True)
+def _normals_block(key, first, n, d, m0):
     out = np.empty((n, d))
     for i in prange(n):
         base = particle_base(key, first + i)
