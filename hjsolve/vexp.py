@@ -24,28 +24,24 @@ TAYLOR = tuple(1.0 / math.factorial(k) for k in range(14))
 ROUNDER = 6755399441055744.0
 
 
-@intrinsic
-def _int_bits_as_float(typingctx, bits):
-    """The float64 whose IEEE-754 bit pattern is the int64 ``bits``."""
-    if bits != types.int64:
-        return None
+def _bitcast(source, target):
+    """An intrinsic giving the ``target`` value with the IEEE-754 bit pattern of a ``source`` one."""
 
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(types.float64))
+    @intrinsic
+    def cast(typingctx, value):
+        if value != source:
+            return None
 
-    return types.float64(types.int64), codegen
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], context.get_value_type(target))
+
+        return target(source), codegen
+
+    return cast
 
 
-@intrinsic
-def _float_bits_as_int(typingctx, value):
-    """The int64 with the IEEE-754 bit pattern of the float64 ``value``."""
-    if value != types.float64:
-        return None
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(types.int64))
-
-    return types.int64(types.float64), codegen
+_int_bits_as_float = _bitcast(types.int64, types.float64)
+_float_bits_as_int = _bitcast(types.float64, types.int64)
 
 
 @njit(cache=True, inline="always")
