@@ -24,10 +24,10 @@ from grid_helpers import grid_errors  # noqa: E402
 
 from hjsolve.case import case_from_dict  # noqa: E402
 from hjsolve.grid.coefficients import Generator  # noqa: E402
-from hjsolve.threads import use_threads  # noqa: E402
 from hjsolve.grid.passes import FLOOR, RANNACHER, apply_step, step_factors  # noqa: E402
 from hjsolve.solvers import solve  # noqa: E402
 from hjsolve.solvers.grid import GridSolution, initial_masses, setup  # noqa: E402
+from hjsolve.threads import use_threads  # noqa: E402
 
 CASE = {
     "title": "bench: bimodal 2-D, VP, quadratic reward",

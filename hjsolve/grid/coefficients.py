@@ -67,11 +67,10 @@ class Generator:
         dom = self.domain
         threads = numba.get_num_threads()
         if self.mixture is not None:
-            sde = self.problem.sde
-            s = float(sde.T) - float(t)
-            scale, var, f, g2 = float(sde.a(s)), float(sde.var(s)), float(sde.log_a_rate(s)), float(sde.g2(s))
+            schedule = dom.schedule(t)
+            scale, var, f, g2 = schedule
             marg = self.mixture.marginal(scale, var)
-            mu, c, dmu, dc = dom.frame(t)
+            mu, c, dmu, dc = dom.frame(t, schedule)
             a = 0.5 * g2 / c**2  # ς(t)² = g2(T - t)
             mixture_rates(mu, c, dmu, dc, f, g2, marg.means, np.ascontiguousarray(marg.cov_invs),
                           marg.log_weights - 0.5 * marg.cov_logdets, a, self.axis_nodes, dom.dz, up, down,

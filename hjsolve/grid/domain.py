@@ -66,12 +66,16 @@ class Domain:
     def _s(self, t):
         return float(self.sde.T) - float(t)
 
-    def frame(self, t):
-        """(μ, c, dμ/dt, dc/dt), each (d,), at sampler time t, from a'(s) = f a and
-        var'(s) = g2 + 2 f var (f = a'/a, s = T - t)."""
+    def schedule(self, t):
+        """(a, var, f = a'/a, g2) of the forward SDE at s = T - t, as floats."""
         s = self._s(t)
-        a, var = float(self.sde.a(s)), float(self.sde.var(s))
-        f, g2 = float(self.sde.log_a_rate(s)), float(self.sde.g2(s))
+        sde = self.sde
+        return float(sde.a(s)), float(sde.var(s)), float(sde.log_a_rate(s)), float(sde.g2(s))
+
+    def frame(self, t, schedule=None):
+        """(μ, c, dμ/dt, dc/dt), each (d,), at sampler time t, from a'(s) = f a and
+        var'(s) = g2 + 2 f var (s = T - t); ``schedule``: `schedule(t)` if already computed."""
+        a, var, f, g2 = schedule or self.schedule(t)
         c = np.sqrt(a * a * self.radius**2 + self.noise_width**2 * var)
         dc_ds = (a * f * a * self.radius**2 + 0.5 * self.noise_width**2 * (g2 + 2.0 * f * var)) / c
         return a * self.center, c, -f * a * self.center, -dc_ds

@@ -81,9 +81,8 @@ def _fitted_line(drift, scale, kd, small, up, down):
 def _store_line(drift, k, line, n, d, a, dz, up, down, small):
     """Fitted rates along axis k (diffusion a) of the n nodes of line ``line`` of the last axis,
     ``drift`` (n,) their z-drift along axis k, into row k of up, down (see the layout above);
-    small (n,) is scratch.
-    Reflecting walls: the outward rate is 0 at the line's ends (k = d-1), or on the whole line
-    where it lies on the low/high wall of axis k."""
+    small (n,) is scratch. Reflecting walls: the outward rate is 0 at the line's ends
+    (k = d-1), or on the whole line where it lies on the low/high wall of axis k."""
     scale, kd = dz / a, a / (dz * dz)
     if k == d - 1:
         start = (line // LANES) * n * LANES + line % LANES
