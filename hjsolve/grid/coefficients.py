@@ -23,6 +23,8 @@ class Generator:
         self.shape = (2, domain.d, rate_length(domain.shape))  # (up, down) rows of every axis
         pre = problem.pretrained
         self.mixture = pre if isinstance(pre, GaussianMixture) else None
+        #: diagonal covariances: the mixture weights factor over the axes (`mixture_rates`)
+        self.separable = self.mixture is not None and not np.any(pre.covs * (1.0 - np.eye(domain.d)))
         #: rates of a NumPy-callback score kept from the backward pass for the forward pass (same
         #: times): t -> slot of one block within ``cache_bytes``, allocated on first use. A
         #: mixture's rates are recomputed: the fused kernel costs less than writing and reading
@@ -74,7 +76,7 @@ class Generator:
             a = 0.5 * g2 / c**2  # ς(t)² = g2(T - t)
             mixture_rates(mu, c, dmu, dc, f, g2, marg.means, np.ascontiguousarray(marg.cov_invs),
                           marg.log_weights - 0.5 * marg.cov_logdets, a, self.axis_nodes, dom.dz, up, down,
-                          threads)  # finite: max-shifted weights
+                          self.separable, threads)  # finite: max-shifted weights
         else:
             B, a = self.drift(t)
             drift_rates(np.ascontiguousarray(B), a, dom.dz, dom.n, up, down, threads)

@@ -16,6 +16,10 @@ from ..vexp import exp_estrin
 LANES = 32
 #: Below this |x| = |B| Δz / a the fitted rates use the series of x/(eˣ - 1), above it eˣ.
 SERIES = 0.5
+#: Smallest Σ_k w_k (the largest w_k is 1 on each axis) for which `_separable_line` is used.
+SEPARABLE_FLOOR = 1e-200
+#: LLVM may fuse a*b + c into one FMA (a rounding less) in the rate kernels; nothing else.
+CONTRACT = {"contract"}
 
 
 def rate_length(shape):
@@ -26,7 +30,7 @@ def rate_length(shape):
     return -(-lines // LANES) * LANES * n
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=True, inline="always", error_model="numpy", fastmath=CONTRACT)
 def bernoulli_series(x):
     """x/(eˣ - 1) for 0 ≤ x < `SERIES` by its even series (truncation < 1e-18)."""
     x2 = x * x
@@ -40,7 +44,7 @@ def bernoulli_series(x):
     return s * x2 - 0.5 * x + 1.0
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=True, inline="always", error_model="numpy", fastmath=CONTRACT)
 def bernoulli(x):
     """x/(eˣ - 1) for x ≥ 0: `bernoulli_series` below `SERIES`, else x e⁻ˣ/(1 - e⁻ˣ) (no
     overflow; 1 - e⁻ˣ > 0.39 there). Both are computed and one is selected, so a loop over x
@@ -49,7 +53,7 @@ def bernoulli(x):
     return bernoulli_series(x) if x < SERIES else x * e / (1.0 - e)
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=True, inline="always", error_model="numpy", fastmath=CONTRACT)
 def _fitted_line(drift, scale, kd, small, up, down):
     """(up, down) exponentially fitted (Il'in–Allen–Southwell) jump rates of n nodes with
     z-drifts ``drift`` (n,) into the views up, down (n,); small (n,) is scratch.
@@ -77,7 +81,7 @@ def _fitted_line(drift, scale, kd, small, up, down):
         down[i] = small[i] if b >= 0.0 else large
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=True, inline="always", error_model="numpy", fastmath=CONTRACT)
 def _store_line(drift, k, line, n, d, a, dz, up, down, small):
     """Fitted rates along axis k (diffusion a) of the n nodes of line ``line`` of the last axis,
     ``drift`` (n,) their z-drift along axis k, into row k of up, down (see the layout above);
@@ -117,7 +121,7 @@ def drift_rates(drift, diffusion, dz, n, up, down, threads):
         _drift_lines(drift, diffusion, dz, n, up, down, first, stop)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", fastmath=CONTRACT)
 def _drift_lines(drift, diffusion, dz, n, up, down, first, stop):
     """Lines ``first`` to ``stop`` - 1 of `drift_rates`."""
     along = np.empty(n)
@@ -128,8 +132,8 @@ def _drift_lines(drift, diffusion, dz, n, up, down, first, stop):
             _store_line(along, k, line, n, drift.shape[1], diffusion[k], dz, up, down, small)
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
-def mixture_rates(mu, c, dmu, dc, f, g2, means, prec, logc, diffusion, z, dz, up, down, threads):
+@njit(cache=True, parallel=True, error_model="numpy", fastmath=CONTRACT)
+def mixture_rates(mu, c, dmu, dc, f, g2, means, prec, logc, diffusion, z, dz, up, down, separable, threads):
     """Fitted rates of every axis for a Gaussian-mixture score, fused: no (N, d) temporaries.
 
     At node y = μ + c∘z (μ, c, dμ/dt, dc/dt (d,); z from the axis nodes z (n,)) the sampler
@@ -141,14 +145,43 @@ def mixture_rates(mu, c, dmu, dc, f, g2, means, prec, logc, diffusion, z, dz, up
     4·``threads`` runs (`_mixture_lines`); along a line only the last coordinate varies,
     so each component's log-weight is a quadratic and its score an affine function of it
     (`_mixture_line`), and every loop over the line's n nodes vectorises.
+
+    ``separable``: every P_k is diagonal (the caller checks). Then π_k is a product of one
+    factor per axis, tabulated once on the axis nodes (`_axis_tables`), and a node's weights
+    cost K products instead of K exponentials (`_separable_line`).
     """
     n = z.shape[0]
     lines = n ** (mu.shape[0] - 1)
     blocks = -(-lines // LANES)
     runs = min(blocks, 4 * threads)
+    factor, slope = _axis_tables(mu, c, z, means, prec, logc, separable)
     for run in prange(runs):
         first, stop = _run_lines(run, runs, blocks, lines)
-        _mixture_lines(mu, c, dmu, dc, f, g2, means, prec, logc, diffusion, z, dz, up, down, first, stop)
+        _mixture_lines(mu, c, dmu, dc, f, g2, means, prec, logc, diffusion, z, dz, up, down, factor, slope,
+                       first, stop)
+
+
+@njit(cache=True, error_model="numpy")
+def _axis_tables(mu, c, z, means, prec, logc, separable):
+    """For diagonal precisions, the per-axis factors of the mixture weights on the axis nodes:
+    log factor[j, k, i] = φ_kj(i) - max_k φ_kj(i), φ_kj(i) = -½ P_k,jj (y_j(i) - m_kj)² (plus
+    logc_k on the last axis), and slope[j, k, i] = P_k,jj (y_j(i) - m_kj); each (d, K, n).
+    Empty tables when not ``separable``."""
+    d, K, n = mu.shape[0], logc.shape[0], z.shape[0] if separable else 0
+    factor = np.empty((d, K, n))
+    slope = np.empty((d, K, n))
+    for j in range(d):
+        for i in range(n):
+            y = mu[j] + c[j] * z[i]
+            top = -np.inf
+            for k in range(K):
+                slope[j, k, i] = prec[k, j, j] * (y - means[k, j])
+                phi = -0.5 * slope[j, k, i] * (y - means[k, j]) + (logc[k] if j == d - 1 else 0.0)
+                factor[j, k, i] = phi
+                top = max(top, phi)
+            for k in range(K):
+                factor[j, k, i] = np.exp(factor[j, k, i] - top)
+    return factor, slope
 
 
 @njit(cache=True, inline="always")
@@ -158,8 +191,9 @@ def _run_lines(run, runs, blocks, lines):
     return min(run * blocks // runs * LANES, lines), min((run + 1) * blocks // runs * LANES, lines)
 
 
-@njit(cache=True, error_model="numpy")
-def _mixture_lines(mu, c, dmu, dc, f, g2, means, prec, logc, diffusion, z, dz, up, down, first, stop):
+@njit(cache=True, error_model="numpy", fastmath=CONTRACT)
+def _mixture_lines(mu, c, dmu, dc, f, g2, means, prec, logc, diffusion, z, dz, up, down, factor, slope, first,
+                   stop):
     """Lines ``first`` to ``stop`` - 1 of `mixture_rates` with their own scratch (a function of
     its own, not inlined into the parallel loop, so that its loops vectorise)."""
     d = mu.shape[0]
@@ -175,17 +209,20 @@ def _mixture_lines(mu, c, dmu, dc, f, g2, means, prec, logc, diffusion, z, dz, u
     alpha = np.empty((K, d))
     y_fixed = np.empty(d)
     z_fixed = np.empty(d)
+    fixed = np.empty(d, dtype=np.int64)
     for line in range(first, stop):
         for k in range(d - 1):
-            z_fixed[k] = z[(line // n ** (d - 2 - k)) % n]
+            fixed[k] = (line // n ** (d - 2 - k)) % n
+            z_fixed[k] = z[fixed[k]]
             y_fixed[k] = mu[k] + c[k] * z_fixed[k]
-        _mixture_line(y_fixed, y_last, means, prec, logc, alpha, log_w, top, total, score)
+        if factor.shape[2] == 0 or not _separable_line(fixed, factor, slope, total, score):
+            _mixture_line(y_fixed, y_last, means, prec, logc, alpha, log_w, top, total, score)
         for k in range(d):
             _line_drift(k, d, y_fixed, z_fixed, y_last, z, f, g2, mu, c, dmu, dc, score, total, drift)
             _store_line(drift, k, line, n, d, diffusion[k], dz, up, down, small)
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=True, inline="always", error_model="numpy", fastmath=CONTRACT)
 def _mixture_line(y_fixed, y_last, means, prec, logc, alpha, log_w, top, total, score):
     """Unnormalised mixture score along one line of the last axis: score (d, n) = Σ_k w_k g_k
     and total (n,) = Σ_k w_k, with w_k = π_k up to a common factor.
@@ -232,7 +269,36 @@ def _mixture_line(y_fixed, y_last, means, prec, logc, alpha, log_w, top, total, 
                 out[i] = term if m == 0 else out[i] + term
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+@njit(cache=True, inline="always", error_model="numpy", fastmath=CONTRACT)
+def _separable_line(fixed, factor, slope, total, score):
+    """`_mixture_line` for diagonal precisions from the axis tables of `_axis_tables`: node i
+    of the line (first d-1 node indices ``fixed``) has w_k = Π_{j<L} factor[j, k, fixed_j] ·
+    factor[L, k, i]. False, with the outputs unspecified, if Σ_k w_k underflows below
+    `SEPARABLE_FLOOR` somewhere on the line (far from every component, where the per-axis
+    maxima belong to different components): the caller then evaluates the line with
+    `_mixture_line`. Above the floor, a w_k lost to underflow has weight < 1e-100."""
+    d, K, n = factor.shape
+    L = d - 1
+    for m in range(K):
+        across = 1.0
+        for j in range(L):
+            across *= factor[j, m, fixed[j]]
+        row, slope_last, s_last = factor[L, m], slope[L, m], score[L]
+        for i in range(n):
+            w = across * row[i]
+            total[i] = w if m == 0 else total[i] + w
+            s_last[i] = -w * slope_last[i] if m == 0 else s_last[i] - w * slope_last[i]
+        for j in range(L):
+            out, g = score[j], across * slope[j, m, fixed[j]]
+            for i in range(n):
+                out[i] = -g * row[i] if m == 0 else out[i] - g * row[i]
+    lowest = np.inf
+    for i in range(n):
+        lowest = min(lowest, total[i])
+    return lowest >= SEPARABLE_FLOOR
+
+
+@njit(cache=True, inline="always", error_model="numpy", fastmath=CONTRACT)
 def _line_drift(k, d, y_fixed, z_fixed, y_last, z, f, g2, mu, c, dmu, dc, score, total, drift):
     """z-drift along axis k, (b̄_k - dμ_k/dt - (dc_k/dt) z_k)/c_k, of the n nodes of a line
     into drift (n,), from the unnormalised score (d, n) and its normaliser total (n,)."""
