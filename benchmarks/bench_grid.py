@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import numba
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import splu
@@ -67,8 +68,8 @@ def kernel_throughput(case, points, steps):
         for k in range(steps):
             ds, t = tg.step(k)
             rates = gen.rates(t)
-            apply_step(h, rates, factors, ds, False)
-            apply_step(m, rates, factors, ds, True)
+            apply_step(h, rates, factors, ds, False, numba.get_num_threads())
+            apply_step(m, rates, factors, ds, True, numba.get_num_threads())
         elapsed = time.perf_counter() - start
     return 2 * points**2 * steps / elapsed
 

@@ -8,12 +8,18 @@ import numba
 WORK_PER_THREAD = 16_384
 
 
+def thread_count(work):
+    """Threads worth using for ``work`` independent items: at least 1, at most Numba's."""
+    return max(1, min(numba.config.NUMBA_NUM_THREADS, work // WORK_PER_THREAD))
+
+
 @contextmanager
 def use_threads(work):
-    """Numba's thread count for kernel calls over ``work`` independent items, inside the ``with``
-    block only: the caller's count is restored after it (other solvers run in the same process)."""
+    """Numba's thread count for kernel calls over ``work`` independent items (`thread_count`),
+    inside the ``with`` block only: the caller's count is restored after it (other solvers run
+    in the same process). Numba's count is per Python thread."""
     before = numba.get_num_threads()
-    numba.set_num_threads(max(1, min(numba.config.NUMBA_NUM_THREADS, work // WORK_PER_THREAD)))
+    numba.set_num_threads(thread_count(work))
     try:
         yield
     finally:

@@ -50,7 +50,7 @@ class Generator:
         a = 0.5 * float(self.problem.sde.sampler_sigma2(t)) / c**2
         return B, a
 
-    def rates(self, t):
+    def rates(self, t, threads=None):
         """(up, down), each (d, `rate_length`): row k holds the fitted jump rates along axis k at
         time t (layout in `hjsolve.grid.rates`).
 
@@ -58,7 +58,8 @@ class Generator:
         anything else through the NumPy callback `Problem.sampler_drift` (`drift_rates`).
         Rates kept for the forward pass (while cache slots are free) are returned, and their
         slot freed, on the second request for the same t; others are written to one scratch
-        pair. Either is valid until the next call.
+        pair. Either is valid until the next call. ``threads``: as in `mixture_rates` (None:
+        Numba's current count).
         """
         if t in self.cache:
             slot = self.cache.pop(t)
@@ -67,7 +68,7 @@ class Generator:
         out = self._destination(t)
         up, down = out
         dom = self.domain
-        threads = numba.get_num_threads()
+        threads = threads or numba.get_num_threads()
         if self.mixture is not None:
             schedule = dom.schedule(t)
             scale, var, f, g2 = schedule

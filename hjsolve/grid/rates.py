@@ -106,22 +106,17 @@ def _store_line(drift, k, line, n, d, a, dz, up, down, small):
             down_k[:] = 0.0
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
 def drift_rates(drift, diffusion, dz, n, up, down, threads):
     """Fitted rates of every axis from a drift given at the nodes (the NumPy-callback path).
 
     drift : (N, d) z-drift at the nodes of the grid (n,)*d in C order; diffusion : (d,) a_k.
-    Writes up, down (d, `rate_length`). Parallel over 4·``threads`` runs of lines.
+    Writes up, down (d, `rate_length`). ``threads`` as in `mixture_rates`.
     """
     lines = drift.shape[0] // n
-    blocks = -(-lines // LANES)
-    runs = min(blocks, 4 * threads)
-    for run in prange(runs):
-        first, stop = _run_lines(run, runs, blocks, lines)
-        _drift_lines(drift, diffusion, dz, n, up, down, first, stop)
+    _run_parallel(_drift_lines, _parallel_drift_lines, (drift, diffusion, dz, n, up, down), lines, threads)
 
 
-@njit(cache=True, error_model="numpy", fastmath=CONTRACT)
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=CONTRACT)
 def _drift_lines(drift, diffusion, dz, n, up, down, first, stop):
     """Lines ``first`` to ``stop`` - 1 of `drift_rates`."""
     along = np.empty(n)
@@ -132,7 +127,6 @@ def _drift_lines(drift, diffusion, dz, n, up, down, first, stop):
             _store_line(along, k, line, n, drift.shape[1], diffusion[k], dz, up, down, small)
 
 
-@njit(cache=True, parallel=True, error_model="numpy", fastmath=CONTRACT)
 def mixture_rates(mu, c, dmu, dc, f, g2, means, prec, logc, diffusion, z, dz, up, down, separable, threads):
     """Fitted rates of every axis for a Gaussian-mixture score, fused: no (N, d) temporaries.
 
@@ -141,27 +135,35 @@ def mixture_rates(mu, c, dmu, dc, f, g2, means, prec, logc, diffusion, z, dz, up
     π_k ∝ exp(logc_k - ½ (y - m_k)ᵀ P_k (y - m_k)) (means (K, d), precisions P_k (K, d, d),
     logc (K,) = log w_k - ½ log det C_k of the forward marginal). The z-drift is
     B = (b̄ - dμ/dt - (dc/dt) z)/c and the rates `_fitted_line` with diffusions a (d,).
-    Writes up, down (d, `rate_length`). Parallel over lines of the last axis, in
-    4·``threads`` runs (`_mixture_lines`); along a line only the last coordinate varies,
-    so each component's log-weight is a quadratic and its score an affine function of it
-    (`_mixture_line`), and every loop over the line's n nodes vectorises.
+    Writes up, down (d, `rate_length`). Works line by line along the last axis
+    (`_mixture_lines`); along a line only the last coordinate varies, so each component's
+    log-weight is a quadratic and its score an affine function of it (`_mixture_line`), and
+    every loop over the line's n nodes vectorises.
 
     ``separable``: every P_k is diagonal (the caller checks). Then π_k is a product of one
     factor per axis, tabulated once on the axis nodes (`_axis_tables`), and a node's weights
     cost K products instead of K exponentials (`_separable_line`).
+
+    ``threads`` > 1: the lines run in 4·``threads`` runs in a parallel region (Numba's thread
+    count, set by the caller); 1: in the calling thread, without the GIL.
     """
-    n = z.shape[0]
-    lines = n ** (mu.shape[0] - 1)
-    blocks = -(-lines // LANES)
-    runs = min(blocks, 4 * threads)
     factor, slope = _axis_tables(mu, c, z, means, prec, logc, separable)
-    for run in prange(runs):
-        first, stop = _run_lines(run, runs, blocks, lines)
-        _mixture_lines(mu, c, dmu, dc, f, g2, means, prec, logc, diffusion, z, dz, up, down, factor, slope,
-                       first, stop)
+    lines = z.shape[0] ** (mu.shape[0] - 1)
+    _run_parallel(_mixture_lines, _parallel_mixture_lines, (mu, c, dmu, dc, f, g2, means, prec, logc, diffusion, z, dz, up, down, factor,
+                                   slope), lines, threads)
 
 
-@njit(cache=True, error_model="numpy")
+def _run_parallel(serial, parallel, args, lines, threads):
+    """``serial(*args, first, stop)`` over all ``lines`` in the calling thread, or ``parallel``
+    (the same in a parallel region of 4·``threads`` runs of whole `LANES` blocks)."""
+    if threads == 1:
+        serial(*args, 0, lines)
+    else:
+        blocks = -(-lines // LANES)
+        parallel(*args, lines, blocks, min(blocks, 4 * threads))
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def _axis_tables(mu, c, z, means, prec, logc, separable):
     """For diagonal precisions, the per-axis factors of the mixture weights on the axis nodes:
     log factor[j, k, i] = φ_kj(i) - max_k φ_kj(i), φ_kj(i) = -½ P_k,jj (y_j(i) - m_kj)² (plus
@@ -191,7 +193,7 @@ def _run_lines(run, runs, blocks, lines):
     return min(run * blocks // runs * LANES, lines), min((run + 1) * blocks // runs * LANES, lines)
 
 
-@njit(cache=True, error_model="numpy", fastmath=CONTRACT)
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=CONTRACT)
 def _mixture_lines(mu, c, dmu, dc, f, g2, means, prec, logc, diffusion, z, dz, up, down, factor, slope, first,
                    stop):
     """Lines ``first`` to ``stop`` - 1 of `mixture_rates` with their own scratch (a function of
@@ -312,3 +314,20 @@ def _line_drift(k, d, y_fixed, z_fixed, y_last, z, f, g2, mu, c, dmu, dc, score,
         shift = -f * y_fixed[k] - dmu[k] - dc[k] * z_fixed[k]
         for i in range(z.shape[0]):
             drift[i] = (shift + g2 * (s_k[i] / total[i])) * inv_c
+
+
+@njit(cache=True, parallel=True)
+def _parallel_drift_lines(drift, diffusion, dz, n, up, down, lines, blocks, runs):
+    for run in prange(runs):
+        first, stop = _run_lines(run, runs, blocks, lines)
+        _drift_lines(drift, diffusion, dz, n, up, down, first, stop)
+
+
+@njit(cache=True, parallel=True)
+def _parallel_mixture_lines(mu, c, dmu, dc, f, g2, means, prec, logc, diffusion, z, dz, up, down, factor, slope,
+                            lines, blocks, runs):
+    for run in prange(runs):
+        first, stop = _run_lines(run, runs, blocks, lines)
+        _mixture_lines(mu, c, dmu, dc, f, g2, means, prec, logc, diffusion, z, dz, up, down, factor, slope,
+                       first, stop)
+

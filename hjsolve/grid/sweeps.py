@@ -65,22 +65,29 @@ def _solve(work, u, u0, su, up, down, r0, sr, n, w, ex, im, transpose, zero):
             out[j] = x[j]
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
 def axis_step(u, up, down, P, n, Q, dt, theta, transpose, threads):
     """One θ-step u ← (I - θ dt M)⁻¹ (I + (1-θ) dt M) u along the middle axis of u viewed as
     (P, n, Q); u is flat (P n Q,), up/down are the axis' rate rows (`hjsolve.grid.rates`:
     C order for Q > 1, lane-major blocks for Q = 1). M is L or, with ``transpose``, Lᵀ (see
-    `_solve`). θ = ½ is Crank–Nicolson, θ = 1 backward Euler. The blocks of `LANES` lines are
-    cut into 4·``threads`` runs (`_run_blocks`).
+    `_solve`). θ = ½ is Crank–Nicolson, θ = 1 backward Euler. With ``threads`` > 1 the
+    blocks of `LANES` lines are cut into 4·``threads`` runs in a parallel region (Numba's
+    thread count, set by the caller); with 1, they run in the calling thread, without the GIL.
     """
     jobs = P * ((Q + LANES - 1) // LANES) if Q > 1 else (P + LANES - 1) // LANES
-    runs = min(jobs, 4 * threads)
+    ex, im = (1.0 - theta) * dt, theta * dt
+    if threads == 1:
+        _run_blocks(u, up, down, P, n, Q, ex, im, transpose, 0, jobs)
+    else:
+        _parallel_blocks(u, up, down, P, n, Q, ex, im, transpose, jobs, min(jobs, 4 * threads))
+
+
+@njit(cache=True, parallel=True)
+def _parallel_blocks(u, up, down, P, n, Q, ex, im, transpose, jobs, runs):
     for run in prange(runs):
-        _run_blocks(u, up, down, P, n, Q, (1.0 - theta) * dt, theta * dt, transpose,
-                    run * jobs // runs, (run + 1) * jobs // runs)
+        _run_blocks(u, up, down, P, n, Q, ex, im, transpose, run * jobs // runs, (run + 1) * jobs // runs)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _run_blocks(u, up, down, P, n, Q, ex, im, transpose, first, stop):
     """Blocks ``first`` to ``stop`` - 1 of `axis_step`, with their own scratch: a function of its
     own, not inlined into the parallel loop, and the scratch allocated here, so that LLVM knows

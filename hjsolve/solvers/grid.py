@@ -12,9 +12,8 @@ mass of Q_t and Q*_t on the outermost layer stays below 1e-6, else an HJSolveWar
 import numpy as np
 
 from ..errors import NotApplicableError
-from ..grid.coefficients import Generator
 from ..grid.domain import Domain, choose_data_box
-from ..grid.passes import TimeGrid, backward, forward
+from ..grid.passes import TimeGrid, solve_passes
 from ..grid.solution_base import TensorGridSolution
 
 OPTIONS = {
@@ -88,10 +87,8 @@ def solve(case, options):
     """Backward and forward passes on the grid, then the summary."""
     problem = case.problem
     domain, time_grid = setup(case, options, "grid")
-    generator = Generator(problem, domain, cache_bytes=CACHE_BYTES)
     r_eff = problem.effective_reward(domain.to_y(time_grid.T, domain.nodes()))
-    log_h = backward(generator, time_grid, r_eff)
-    mass = forward(generator, time_grid, initial_masses(problem, domain))
+    log_h, mass = solve_passes(problem, domain, time_grid, r_eff, initial_masses(problem, domain), CACHE_BYTES)
     state = {"center": domain.center, "radius": domain.radius, "n": domain.n, "noise_width": domain.noise_width,
              "nt": time_grid.nt, "save_every": time_grid.save_every, "grading": time_grid.grading,
              "log_h": log_h, "mass": mass, "log_C": 0.0}
