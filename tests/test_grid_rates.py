@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.special import logsumexp
 
-from hjsolve.grid.rates import drift_rates, mixture_rates, rate_length
+from hjsolve.grid.rates import LANES, drift_rates, mixture_rates, rate_length
 
 
 def numpy_score(y, means, prec, logc):
@@ -77,3 +77,23 @@ def test_separable_kernel_falls_back_where_the_axis_factors_underflow():
     logc = np.log([0.5, 0.5])
     ours = rates((*sampler, means, prec, logc), a, z, True)
     assert_same_rates(ours, callback_rates(sampler, means, prec, logc, a, z))
+
+
+@pytest.mark.parametrize("largest", [0.45, 60.0])
+def test_fitted_rates_are_kd_times_bernoulli(largest):
+    """up = kd·x eˣ/(eˣ - 1), down = kd·x/(eˣ - 1) with x = B Δz/a, against expm1, on lines
+    whose |x| all stay below the series limit (0.45) and on lines that reach 60; both signs,
+    |x| down to 1e-9. Reflecting ends: up = 0 at the last node, down = 0 at the first."""
+    n, a, dz = 200, 0.3, 0.01
+    rng = np.random.default_rng(int(largest))
+    x = np.sign(rng.normal(size=n)) * np.exp(rng.uniform(np.log(1e-9), np.log(largest), size=n))
+    up, down = np.zeros((1, rate_length((n,)))), np.zeros((1, rate_length((n,))))
+    drift_rates((x * a / dz)[:, None], np.array([a]), dz, n, up, down, 1)
+    kd = a / dz**2
+    smaller = kd * np.abs(x) / np.expm1(np.abs(x))  # kd·B(|x|); kd·B(-|x|) = it + kd |x|
+    expected_up = np.where(x > 0, smaller + kd * np.abs(x), smaller)
+    expected_down = np.where(x > 0, smaller, smaller + kd * np.abs(x))
+    expected_up[-1] = expected_down[0] = 0.0
+    # the only line of a 1-D grid is the last axis' line 0: node i at i·LANES (lane-major)
+    np.testing.assert_allclose(up[0, ::LANES], expected_up, rtol=1e-14, atol=0)
+    np.testing.assert_allclose(down[0, ::LANES], expected_down, rtol=1e-14, atol=0)

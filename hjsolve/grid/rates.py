@@ -31,9 +31,9 @@ def rate_length(shape):
 
 
 @njit(cache=True, inline="always", error_model="numpy", fastmath=CONTRACT)
-def bernoulli_series(x):
-    """x/(eˣ - 1) for 0 ≤ x < `SERIES` by its even series (truncation < 1e-18)."""
-    x2 = x * x
+def fitting_factor(x2):
+    """(x/2) coth(x/2), the even part of x/(eˣ - 1), from x² < `SERIES`² by its series
+    (truncation < 1e-18)."""
     s = 1.3382536530684679e-11
     s = s * x2 - 5.284190138687493e-10
     s = s * x2 + 2.08767569878681e-08
@@ -41,16 +41,16 @@ def bernoulli_series(x):
     s = s * x2 + 3.306878306878307e-05
     s = s * x2 - 0.001388888888888889
     s = s * x2 + 0.08333333333333333
-    return s * x2 - 0.5 * x + 1.0
+    return s * x2 + 1.0
 
 
 @njit(cache=True, inline="always", error_model="numpy", fastmath=CONTRACT)
 def bernoulli(x):
-    """x/(eˣ - 1) for x ≥ 0: `bernoulli_series` below `SERIES`, else x e⁻ˣ/(1 - e⁻ˣ) (no
+    """x/(eˣ - 1) for x ≥ 0: by `fitting_factor` below `SERIES`, else x e⁻ˣ/(1 - e⁻ˣ) (no
     overflow; 1 - e⁻ˣ > 0.39 there). Both are computed and one is selected, so a loop over x
     vectorises."""
     e = exp_estrin(-x)
-    return bernoulli_series(x) if x < SERIES else x * e / (1.0 - e)
+    return fitting_factor(x * x) - 0.5 * x if x < SERIES else x * e / (1.0 - e)
 
 
 @njit(cache=True, inline="always", error_model="numpy", fastmath=CONTRACT)
@@ -61,19 +61,26 @@ def _fitted_line(drift, scale, kd, small, up, down):
     With x = b Δz / a (``scale`` = Δz / a, ``kd`` = a / Δz²), the fitted generator
     ã ∂² + b ∂ with ã = a (x/2) coth(x/2) has the rates up = kd·x eˣ/(eˣ - 1) and
     down = kd·x/(eˣ - 1), i.e. kd times the Bernoulli function at ∓x: both ≥ 0 for any x and
-    up - down = b / Δz. The smaller is kd·bernoulli(|x|), the larger adds kd |x|: no tanh,
-    no cancellation. The series alone serves lines where every |x| < `SERIES` (most lines on
-    a fine grid), without the exponential.
+    up - down = b / Δz. On lines where every |x| < `SERIES` (most lines on a fine grid) they
+    are kd ((x/2) coth(x/2) ± x/2) (`fitting_factor` ≥ 1 > |x|/2: no cancellation). Elsewhere
+    the smaller is kd·bernoulli(|x|) and the larger adds kd |x|: no tanh, no cancellation.
     """
     n = drift.shape[0]
+    limit = SERIES / scale
     beyond = 0
     for i in range(n):
-        ax = abs(drift[i]) * scale
-        small[i] = kd * bernoulli_series(ax)
-        beyond += ax >= SERIES
-    if beyond:
+        beyond += abs(drift[i]) >= limit
+    if not beyond:
+        half = 0.5 * kd * scale
         for i in range(n):
-            small[i] = kd * bernoulli(abs(drift[i]) * scale)
+            x = drift[i] * scale
+            even = kd * fitting_factor(x * x)
+            odd = half * drift[i]
+            up[i] = even + odd
+            down[i] = even - odd
+        return
+    for i in range(n):
+        small[i] = kd * bernoulli(abs(drift[i]) * scale)
     for i in range(n):
         b = drift[i]
         large = small[i] + kd * abs(b) * scale
