@@ -83,6 +83,7 @@ class GaussianMixture:
         self.covs = np.asarray(covs, dtype=float)
         self.K, self.dimension = self.means.shape
         self.chols = np.linalg.cholesky(self.covs)
+        self.cov_eigvals, self.cov_eigvecs = np.linalg.eigh(self.covs)  # (K, d), (K, d, d)
         eye = np.eye(self.dimension)
         self.isotropic_vars = None
         diag = np.array([c[0, 0] for c in self.covs])
@@ -105,6 +106,15 @@ class GaussianMixture:
             a=float(a), var=float(var), log_weights=np.log(self.weights), means=a * self.means,
             covs=covs, cov_invs=0.5 * (invs + np.swapaxes(invs, 1, 2)), cov_logdets=logdets,
         )
+
+    def marginal_precisions(self, a, var):
+        """(means a m_k (K, d), precisions C_k⁻¹ (K, d, d), log w_k - ½ log det C_k (K,)) of the
+        forward marginal at scale a and variance var: what a score needs, from the
+        eigendecomposition of Σ_k (C_k has its eigenvectors), without `marginal`'s factorisations."""
+        eig = a * a * self.cov_eigvals + var
+        vecs = self.cov_eigvecs
+        precisions = (vecs / eig[:, None, :]) @ np.swapaxes(vecs, 1, 2)
+        return a * self.means, precisions, np.log(self.weights) - 0.5 * np.log(eig).sum(axis=1)
 
     def score(self, x, a, var):
         """(n, d) exact score of the forward marginal at (a, var)."""

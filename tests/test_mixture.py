@@ -49,3 +49,15 @@ def test_isotropic_detection_and_sampling():
     x = MIX.sample(200_000, np.random.default_rng(3))
     mean = MIX.weights @ MIX.means
     assert np.all(np.abs(x.mean(axis=0) - mean) < 4 * x.std(axis=0) / np.sqrt(len(x)))
+
+
+def test_marginal_precisions_match_the_marginal():
+    rng = np.random.default_rng(3)
+    root = rng.normal(size=(3, 2, 2))
+    mix = GaussianMixture([0.2, 0.3, 0.5], rng.normal(size=(3, 2)), root @ np.swapaxes(root, 1, 2) + 0.1 * np.eye(2))
+    for a, var in ((1.0, 0.0), (0.6, 0.64), (0.05, 0.9975)):
+        marg = mix.marginal(a, var)
+        means, precisions, log_norms = mix.marginal_precisions(a, var)
+        np.testing.assert_allclose(means, marg.means, rtol=1e-15)
+        np.testing.assert_allclose(precisions, marg.cov_invs, rtol=1e-12, atol=1e-12 * np.abs(marg.cov_invs).max())
+        np.testing.assert_allclose(log_norms, marg.log_weights - 0.5 * marg.cov_logdets, rtol=1e-13)

@@ -72,11 +72,10 @@ class Generator:
         if self.mixture is not None:
             schedule = dom.schedule(t)
             scale, var, f, g2 = schedule
-            marg = self.mixture.marginal(scale, var)
+            means, precisions, log_norms = self.mixture.marginal_precisions(scale, var)
             mu, c, dmu, dc = dom.frame(t, schedule)
             a = 0.5 * g2 / c**2  # ς(t)² = g2(T - t)
-            mixture_rates(mu, c, dmu, dc, f, g2, marg.means, np.ascontiguousarray(marg.cov_invs),
-                          marg.log_weights - 0.5 * marg.cov_logdets, a, self.axis_nodes, dom.dz, up, down,
+            mixture_rates(mu, c, dmu, dc, f, g2, means, precisions, log_norms, a, self.axis_nodes, dom.dz, up, down,
                           self.separable, threads)  # finite: max-shifted weights
         else:
             B, a = self.drift(t)

@@ -187,11 +187,9 @@ class TensorGridSolution(Solution):
         dom = self.domain
         idx = np.indices(dom.shape).reshape(dom.d, -1)
         edge = np.any((idx == 0) | (idx == dom.n - 1), axis=0)
-        worst = 0.0
-        for level in range(self.time_grid.levels):
-            worst = max(worst, float(np.abs(self.mass_levels[level][edge]).sum()),
-                        float(np.abs(self.controlled_masses(level)[edge]).sum()))
-        return worst
+        pretrained = np.abs(self.mass_levels[:, edge])
+        controlled = np.exp(self.log_h_levels[:, edge] - self.log_C) * pretrained  # Q* = h Q / C on the edge
+        return float(max(pretrained.sum(axis=1).max(), controlled.sum(axis=1).max()))
 
 
 def _evaluate_level(levels, domain, t, y):
