@@ -1,8 +1,8 @@
-"""The vectorisable exp against numpy's."""
+"""The vectorisable exp and log against numpy's."""
 import numpy as np
 from numba import njit
 
-from hjsolve.vexp import exp, exp_estrin
+from hjsolve.vexp import exp, exp_estrin, log
 
 
 @njit
@@ -28,3 +28,21 @@ def test_exp_clamps_instead_of_overflowing():
 def test_estrin_exp_matches_numpy_to_two_ulp():
     x = np.concatenate([np.linspace(-708.0, 709.0, 1_000_001), np.random.default_rng(1).normal(0, 5, 100_000)])
     np.testing.assert_allclose(_exp(x, True), np.exp(x), rtol=5e-16, atol=0)
+
+
+@njit
+def _log(x):
+    out = np.empty_like(x)
+    for i in range(x.size):
+        out[i] = log(x[i])
+    return out
+
+
+def test_log_matches_numpy_to_an_ulp():
+    rng = np.random.default_rng(2)
+    x = np.concatenate([np.exp(rng.uniform(-700.0, 709.0, 1_000_000)), 1.0 + rng.normal(0, 1e-3, 100_000),
+                        np.nextafter(np.sqrt(2.0), [0.0, 3.0]), [1.0, 2.0, 0.5, 1e-300, 2.2250738585072014e-308,
+                                                              1.7976931348623157e308, np.e]])
+    expected = np.log(x)
+    np.testing.assert_allclose(_log(x), expected, rtol=2.3e-16, atol=1e-300)
+    assert _log(np.array([1.0]))[0] == 0.0

@@ -1,9 +1,19 @@
-"""Numba kernels of the grid solver's outputs: cubic interpolation of grid data and the
-Euler–Maruyama step of the controlled SDE. The fitted rates are in `hjsolve.grid.rates`, the
-axis sweeps in `hjsolve.grid.sweeps`.
+"""Numba kernels of the grid solver's outputs: the floored log of a saved level, cubic
+interpolation of grid data and the Euler–Maruyama step of the controlled SDE. The fitted rates
+are in `hjsolve.grid.rates`, the axis sweeps in `hjsolve.grid.sweeps`.
 """
 import numpy as np
 from numba import njit, prange
+
+from ..vexp import log
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def floored_log(h, floor, offset, out):
+    """out = log(max(h, floor)) + offset, elementwise over (N,) arrays; floor: a positive
+    normal double. Vectorised (`hjsolve.vexp.log`), several times faster than numpy's."""
+    for i in range(h.shape[0]):
+        out[i] = log(max(h[i], floor)) + offset
 
 
 @njit(cache=True)

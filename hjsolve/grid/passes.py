@@ -22,6 +22,7 @@ import numpy as np
 
 from ..threads import thread_count, use_threads
 from .coefficients import Generator
+from .kernels import floored_log
 from .sweeps import axis_step
 
 RANNACHER = 2
@@ -125,7 +126,7 @@ def backward(generator, time_grid, log_h_terminal, threads):
     h = np.exp(log_h_terminal - top)
     offset = top
     out = np.empty((time_grid.levels, h.size))
-    out[0] = _log(h, offset)
+    floored_log(h, FLOOR, offset, out[0])
     h = h.reshape(shape)
     plain, start = step_factors(len(shape), False), step_factors(len(shape), True)
     for k in range(time_grid.nt):
@@ -138,7 +139,7 @@ def backward(generator, time_grid, log_h_terminal, threads):
         h *= 1.0 / top
         offset += np.log(top)
         if (k + 1) % time_grid.save_every == 0:
-            out[(k + 1) // time_grid.save_every] = _log(h, offset)
+            floored_log(h.reshape(-1), FLOOR, offset, out[(k + 1) // time_grid.save_every])
     return out
 
 
@@ -156,7 +157,3 @@ def forward(generator, time_grid, mass_initial, threads):
         if k % time_grid.save_every == 0:
             out[k // time_grid.save_every] = m.reshape(-1)
     return out
-
-
-def _log(h, offset):
-    return np.log(np.maximum(h.reshape(-1), FLOOR)) + offset
