@@ -108,13 +108,15 @@ class GaussianMixture:
         )
 
     def marginal_precisions(self, a, var):
-        """(means a m_k (K, d), precisions C_k⁻¹ (K, d, d), log w_k - ½ log det C_k (K,)) of the
-        forward marginal at scale a and variance var: what a score needs, from the
-        eigendecomposition of Σ_k (C_k has its eigenvectors), without `marginal`'s factorisations."""
-        eig = a * a * self.cov_eigvals + var
+        """(means a m_k (..., K, d), precisions C_k⁻¹ (..., K, d, d), log w_k - ½ log det C_k
+        (..., K)) of the forward marginal at scale a and variance var (scalars, or arrays of one
+        shape ...): what a score needs, from the eigendecomposition of Σ_k (C_k has its
+        eigenvectors), without `marginal`'s factorisations."""
+        a = np.asarray(a, dtype=float)[..., None, None]
+        eig = a * a * self.cov_eigvals + np.asarray(var, dtype=float)[..., None, None]
         vecs = self.cov_eigvecs
-        precisions = (vecs / eig[:, None, :]) @ np.swapaxes(vecs, 1, 2)
-        return a * self.means, precisions, np.log(self.weights) - 0.5 * np.log(eig).sum(axis=1)
+        precisions = (vecs / eig[..., None, :]) @ np.swapaxes(vecs, -1, -2)
+        return a * self.means, precisions, np.log(self.weights) - 0.5 * np.log(eig).sum(axis=-1)
 
     def score(self, x, a, var):
         """(n, d) exact score of the forward marginal at (a, var)."""

@@ -153,14 +153,17 @@ def test_python_score_rates_match_mixture_kernel():
 
     case = hjsolve.load_case("cases/quadratic_3d_ou.toml")
     domain, tg = setup(case, {"points": 17, "time_steps": 10}, "grid")
-    fused = Generator(case.problem, domain)
+    fused, prepared = Generator(case.problem, domain), Generator(case.problem, domain)
+    prepared.prepare(tg.midpoints)  # the per-time arguments evaluated for all steps at once
     callback = Generator(case.problem, domain)
     callback.mixture = None
     for k in (0, 5, 9):
         t = tg.step(k)[1]
-        a, b = fused.rates(t), callback.rates(t)
+        assert t in prepared.arguments
+        a, b, c = fused.rates(t), callback.rates(t), prepared.rates(t)
         scale = np.max(a[0])
         assert np.max(np.abs(a[0] - b[0])) < 1e-12 * scale and np.max(np.abs(a[1] - b[1])) < 1e-12 * scale
+        np.testing.assert_allclose(c, a, rtol=1e-13, atol=1e-13 * scale)
         assert np.all(a[0] >= 0) and np.all(a[1] >= 0)
 
 

@@ -55,7 +55,11 @@ def test_marginal_precisions_match_the_marginal():
     rng = np.random.default_rng(3)
     root = rng.normal(size=(3, 2, 2))
     mix = GaussianMixture([0.2, 0.3, 0.5], rng.normal(size=(3, 2)), root @ np.swapaxes(root, 1, 2) + 0.1 * np.eye(2))
-    for a, var in ((1.0, 0.0), (0.6, 0.64), (0.05, 0.9975)):
+    scales, variances = np.array([1.0, 0.6, 0.05]), np.array([0.0, 0.64, 0.9975])
+    at_once = mix.marginal_precisions(scales, variances)
+    for i, (a, var) in enumerate(zip(scales, variances)):
+        for mine, theirs in zip(mix.marginal_precisions(a, var), at_once):
+            np.testing.assert_array_equal(mine, theirs[i])
         marg = mix.marginal(a, var)
         means, precisions, log_norms = mix.marginal_precisions(a, var)
         np.testing.assert_allclose(means, marg.means, rtol=1e-15)

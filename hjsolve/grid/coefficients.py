@@ -33,6 +33,30 @@ class Generator:
         self.slots = 0 if self.mixture is not None else int(cache_bytes) // slot_bytes
         self.block, self.cache, self.free = None, {}, list(range(self.slots))
         self.scratch = None
+        self.arguments = {}
+
+    def prepare(self, times):
+        """Evaluate the mixture kernel's per-time arguments at all ``times`` (S,) at once
+        (vectorised), so that `rates` at those times spends no Python time on them; nothing to
+        do for a python score."""
+        if self.mixture is None:
+            return
+        times = np.asarray(times, dtype=float)
+        a, var, f, g2 = (np.asarray(v, dtype=float)[:, None] for v in self.domain.schedule(times))
+        mu, c, dmu, dc = self.domain.frame(None, (a, var, f, g2))
+        means, precisions, log_norms = self.mixture.marginal_precisions(a[:, 0], var[:, 0])
+        diffusion = 0.5 * g2 / c**2  # ς(t)² = g2(T - t)
+        self.arguments = {float(t): (mu[i], c[i], dmu[i], dc[i], float(f[i, 0]), float(g2[i, 0]), means[i],
+                                     precisions[i], log_norms[i], diffusion[i]) for i, t in enumerate(times)}
+
+    def _mixture_arguments(self, t):
+        """(μ, c, dμ/dt, dc/dt, f, g2, means, precisions, log_norms, diffusions) of `mixture_rates` at t."""
+        if t in self.arguments:
+            return self.arguments[t]
+        schedule = self.domain.schedule(t)
+        scale, var, f, g2 = schedule
+        mu, c, dmu, dc = self.domain.frame(t, schedule)
+        return (mu, c, dmu, dc, f, g2, *self.mixture.marginal_precisions(scale, var), 0.5 * g2 / c**2)
 
     def drift(self, t, z=None):
         """(N, d) z-drift B at the nodes (or at the z-points ``z`` (N, d)) and the per-axis
@@ -70,13 +94,8 @@ class Generator:
         dom = self.domain
         threads = threads or numba.get_num_threads()
         if self.mixture is not None:
-            schedule = dom.schedule(t)
-            scale, var, f, g2 = schedule
-            means, precisions, log_norms = self.mixture.marginal_precisions(scale, var)
-            mu, c, dmu, dc = dom.frame(t, schedule)
-            a = 0.5 * g2 / c**2  # ς(t)² = g2(T - t)
-            mixture_rates(mu, c, dmu, dc, f, g2, means, precisions, log_norms, a, self.axis_nodes, dom.dz, up, down,
-                          self.separable, threads)  # finite: max-shifted weights
+            mixture_rates(*self._mixture_arguments(t), self.axis_nodes, dom.dz, up, down, self.separable,
+                          threads)  # finite: max-shifted weights
         else:
             B, a = self.drift(t)
             drift_rates(np.ascontiguousarray(B), a, dom.dz, dom.n, up, down, threads)

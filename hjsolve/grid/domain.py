@@ -63,18 +63,17 @@ class Domain:
         axes = np.meshgrid(*([self.z] * self.d), indexing="ij")
         return np.stack([a.ravel() for a in axes], axis=1)
 
-    def _s(self, t):
-        return float(self.sde.T) - float(t)
-
     def schedule(self, t):
-        """(a, var, f = a'/a, g2) of the forward SDE at s = T - t, as floats."""
-        s = self._s(t)
+        """(a, var, f = a'/a, g2) of the forward SDE at s = T - t: floats, or arrays shaped as t."""
+        s = float(self.sde.T) - np.asarray(t, dtype=float)
         sde = self.sde
-        return float(sde.a(s)), float(sde.var(s)), float(sde.log_a_rate(s)), float(sde.g2(s))
+        values = sde.a(s), sde.var(s), sde.log_a_rate(s), sde.g2(s)
+        return tuple(float(v) for v in values) if s.ndim == 0 else values
 
     def frame(self, t, schedule=None):
         """(μ, c, dμ/dt, dc/dt), each (d,), at sampler time t, from a'(s) = f a and
-        var'(s) = g2 + 2 f var (s = T - t); ``schedule``: `schedule(t)` if already computed."""
+        var'(s) = g2 + 2 f var (s = T - t); ``schedule``: `schedule(t)` if already computed
+        (with arrays (S, 1) in it, each output is (S, d))."""
         a, var, f, g2 = schedule or self.schedule(t)
         c = np.sqrt(a * a * self.radius**2 + self.noise_width**2 * var)
         dc_ds = (a * f * a * self.radius**2 + 0.5 * self.noise_width**2 * (g2 + 2.0 * f * var)) / c

@@ -86,6 +86,11 @@ class TimeGrid:
         return self.s[k + 1] - self.s[k], self.T - 0.5 * (self.s[k] + self.s[k + 1])
 
     @property
+    def midpoints(self):
+        """(nt,) sampler times of the steps' midpoints (those of `step`)."""
+        return self.T - 0.5 * (self.s[:-1] + self.s[1:])
+
+    @property
     def ds(self):
         """T / nt: the step of a uniform grid (grading 0)."""
         return self.T / self.nt
@@ -129,6 +134,7 @@ def backward(generator, time_grid, log_h_terminal, threads):
     floored_log(h, FLOOR, offset, out[0])
     h = h.reshape(shape)
     plain, start = step_factors(len(shape), False), step_factors(len(shape), True)
+    generator.prepare(time_grid.midpoints)
     for k in range(time_grid.nt):
         ds, t = time_grid.step(k)
         apply_step(h, generator.rates(t, threads), start if k < RANNACHER else plain, ds, False, threads)
@@ -151,6 +157,7 @@ def forward(generator, time_grid, mass_initial, threads):
     out = np.empty((time_grid.levels, m.size))
     out[-1] = m.reshape(-1)
     plain, start = step_factors(len(shape), False), step_factors(len(shape), True)
+    generator.prepare(time_grid.midpoints)
     for k in range(time_grid.nt - 1, -1, -1):
         ds, t = time_grid.step(k)
         apply_step(m, generator.rates(t, threads), start if k < RANNACHER else plain, ds, True, threads)
