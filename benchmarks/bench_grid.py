@@ -15,7 +15,6 @@ import sys
 import time
 from pathlib import Path
 
-import numba
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import splu
@@ -25,10 +24,9 @@ from grid_helpers import grid_errors  # noqa: E402
 
 from hjsolve.case import case_from_dict  # noqa: E402
 from hjsolve.grid.coefficients import Generator  # noqa: E402
-from hjsolve.grid.passes import FLOOR, RANNACHER, apply_step, step_factors  # noqa: E402
+from hjsolve.grid.passes import FLOOR, RANNACHER, solve_passes, step_factors  # noqa: E402
 from hjsolve.solvers import solve  # noqa: E402
-from hjsolve.solvers.grid import GridSolution, initial_masses, setup  # noqa: E402
-from hjsolve.threads import use_threads  # noqa: E402
+from hjsolve.solvers.grid import CACHE_BYTES, GridSolution, initial_masses, setup  # noqa: E402
 
 CASE = {
     "title": "bench: bimodal 2-D, VP, quadratic reward",
@@ -53,25 +51,17 @@ def triad_bandwidth(n=2**25, repeats=5):
     return 4 * 8 * n / best / 1e9  # multiply: read c, write a; add: read a, b, write a
 
 
-def kernel_throughput(case, points, steps):
-    """Cell-steps/s of the Numba kernels alone, as the solver uses them: per step the fused
-    mixture-score + fitted-rate kernel, the Strang sweeps of the backward step and the
-    transposed sweeps of the forward step with the same rates (2 cell-steps per cell); no
-    rescaling, saved levels or rate cache."""
+def passes_throughput(case, points, steps):
+    """Cell-steps/s of the backward and forward passes alone, as the solver runs them
+    (`solve_passes`: on 2-3 threads side by side, one thread each), without the box, the
+    summary or anything else of `solve`."""
+    problem = case.problem
     domain, tg = setup(case, {"points": points, "time_steps": steps}, "grid")
-    gen = Generator(case.problem, domain)
-    h = np.random.rand(*domain.shape) + 1.0
-    m = np.random.rand(*domain.shape)
-    factors = step_factors(2, False)
-    with use_threads(h.size):
-        start = time.perf_counter()
-        for k in range(steps):
-            ds, t = tg.step(k)
-            rates = gen.rates(t)
-            apply_step(h, rates, factors, ds, False, numba.get_num_threads())
-            apply_step(m, rates, factors, ds, True, numba.get_num_threads())
-        elapsed = time.perf_counter() - start
-    return 2 * points**2 * steps / elapsed
+    r_eff = problem.effective_reward(domain.to_y(tg.T, domain.nodes()))
+    masses = initial_masses(problem, domain)
+    start = time.perf_counter()
+    solve_passes(problem, domain, tg, r_eff, masses, CACHE_BYTES)
+    return 2 * points**2 * tg.nt / (time.perf_counter() - start)
 
 
 def scipy_solve(case, points, steps):
@@ -171,7 +161,8 @@ def main():
             rows.append((method, points, sol.time_grid.nt, wall, worst, control,
                          abs(sol.summary["log_normalizer"] - exact.summary["log_normalizer"]), cell_steps / wall))
             print(f"  done {method} {points}^2 x {steps}: {wall:.2f} s", file=sys.stderr, flush=True)
-    kernel = max(kernel_throughput(case, 241, 40) for _ in range(args.repeat))
+    passes = {points: max(passes_throughput(case, points, steps) for _ in range(args.repeat))
+              for points, steps in runs["grid"] if points >= 161}
     bandwidth = triad_bandwidth()
     load = os.getloadavg()
     print(f"# bench_grid  {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC")
@@ -189,13 +180,13 @@ def main():
             best = min(match, key=lambda row: row[3])
             print(f"\ngrid {best[1]}^2 x {best[2]} vs fipy {fipy[1]}^2 x {fipy[2]} (grid at least as accurate "
                   f"in all three errors): {fipy[3] / best[3]:.0f}x faster")
-    print(f"\nNumba kernels alone (fused mixture score + fitted rates, backward and forward sweeps, "
-          f"241^2): {kernel:.3g} cell-steps/s")
-    bytes_per_cell_step = 8 * (3 * 4 + 2)  # 3 sweeps of (u, up, down read, u written) + half the rates written
+    print("\nBackward and forward passes alone (solve_passes, without the box and the summary): "
+          + ", ".join(f"{points}^2 {rate:.3g}" for points, rate in passes.items()) + " cell-steps/s")
+    bytes_per_cell_step = 8 * (3 * 4 + 4)  # 3 sweeps of (u, up, down read, u written) + the rates written
     print(f"STREAM-like triad (NumPy): {bandwidth:.1f} GB/s; a 2-D cell-step moves at least "
-          f"{bytes_per_cell_step} bytes (3 sweeps, each reading u, up, down and writing u; the rates, "
-          f"written once for both passes), so memory bandwidth bounds it at "
-          f"{bandwidth * 1e9 / bytes_per_cell_step:.3g} cell-steps/s")
+          f"{bytes_per_cell_step} bytes (3 sweeps, each reading u, up, down and writing u; the rates of both "
+          f"axes written in each pass), so if all of it went to memory, bandwidth would bound it at "
+          f"{bandwidth * 1e9 / bytes_per_cell_step:.3g} cell-steps/s (below ~400^2 it stays in cache)")
 
 
 if __name__ == "__main__":

@@ -156,8 +156,8 @@ def mixture_rates(mu, c, dmu, dc, f, g2, means, prec, logc, diffusion, z, dz, up
     """
     factor, slope = _axis_tables(mu, c, z, means, prec, logc, separable)
     lines = z.shape[0] ** (mu.shape[0] - 1)
-    _run_parallel(_mixture_lines, _parallel_mixture_lines, (mu, c, dmu, dc, f, g2, means, prec, logc, diffusion, z, dz, up, down, factor,
-                                   slope), lines, threads)
+    arguments = (mu, c, dmu, dc, f, g2, means, prec, logc, diffusion, z, dz, up, down, factor, slope)
+    _run_parallel(_mixture_lines, _parallel_mixture_lines, arguments, lines, threads)
 
 
 def _run_parallel(serial, parallel, args, lines, threads):
