@@ -7,7 +7,7 @@ contiguous at every node i, so a block of lines is read in place. For the last a
 the block's lines are copied side by side into scratch (a transpose), and the rates come in
 the lane-major layout of `hjsolve.grid.rates`. Each block is solved by loops over its lanes
 with unit stride, which LLVM vectorises: the rows of the system built and eliminated node by
-node (`_eliminate_row`), then the back substitution.
+node (`_eliminate_row`), then the back substitution, written straight into u.
 """
 import numpy as np
 from numba import njit, prange
@@ -55,14 +55,15 @@ def _solve(work, u, u0, su, up, down, r0, sr, n, w, ex, im, transpose, zero):
         sup_prev = work[i - 1, 0] if i > 0 else zero
         rhs_prev = work[i - 1, 1] if i > 0 else zero
         _eliminate_row(work[i, 0], work[i, 1], sup_prev, rhs_prev, u_c, u_p, u_n, up_c, down_c, lo, hi, w, ex, im)
+    # back substitution straight into u: x_i = rhs_i - sup_i x_{i+1}
+    out, x = u[u0 + (n - 1) * su:u0 + (n - 1) * su + w], work[n - 1, 1]
+    for j in range(w):
+        out[j] = x[j]
     for i in range(n - 2, -1, -1):
-        sup, x, x_next = work[i, 0], work[i, 1], work[i + 1, 1]
+        ru = u0 + i * su
+        out, after, sup, rhs = u[ru:ru + w], u[ru + su:ru + su + w], work[i, 0], work[i, 1]
         for j in range(w):
-            x[j] -= sup[j] * x_next[j]
-    for i in range(n):
-        out, x = u[u0 + i * su:u0 + i * su + w], work[i, 1]
-        for j in range(w):
-            out[j] = x[j]
+            out[j] = rhs[j] - sup[j] * after[j]
 
 
 def axis_step(u, up, down, P, n, Q, dt, theta, transpose, threads):
