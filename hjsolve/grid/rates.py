@@ -66,18 +66,16 @@ def _fitted_line(drift, scale, kd, small, up, down):
     the smaller is kd·bernoulli(|x|) and the larger adds kd |x|: no tanh, no cancellation.
     """
     n = drift.shape[0]
-    limit = SERIES / scale
+    limit, half = SERIES / scale, 0.5 * kd * scale
     beyond = 0
-    for i in range(n):
-        beyond += abs(drift[i]) >= limit
+    for i in range(n):  # the series everywhere, then the rest of the line again if needed
+        b = drift[i]
+        x = b * scale
+        even = kd * fitting_factor(x * x)
+        up[i] = even + half * b
+        down[i] = even - half * b
+        beyond += abs(b) >= limit
     if not beyond:
-        half = 0.5 * kd * scale
-        for i in range(n):
-            x = drift[i] * scale
-            even = kd * fitting_factor(x * x)
-            odd = half * drift[i]
-            up[i] = even + odd
-            down[i] = even - odd
         return
     for i in range(n):
         small[i] = kd * bernoulli(abs(drift[i]) * scale)
