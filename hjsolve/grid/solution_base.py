@@ -139,7 +139,7 @@ class TensorGridSolution(Solution):
         problem, dom = self.problem, self.domain
         x_T = self.level_points(0)
         r = problem.reward(x_T)
-        r_eff = problem.effective_reward(x_T)
+        r_eff = problem.divergence.effective(r)
         m_T, m_0 = self.mass_levels[0], self.mass_levels[-1]
         log_C_fwd, sign_f = logsumexp(r_eff, b=m_T, return_sign=True)
         log_C_bwd, sign_b = logsumexp(self.log_h_levels[-1], b=m_0, return_sign=True)

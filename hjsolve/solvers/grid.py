@@ -9,6 +9,8 @@ the node masses of Q_t from p_noise. The box follows the pretrained marginals in
 Boundary: reflecting walls (zero outward jump rates); the grid is chosen wide enough that the
 mass of Q_t and Q*_t on the outermost layer stays below 1e-6, else an HJSolveWarning.
 """
+import functools
+
 import numpy as np
 
 from ..errors import NotApplicableError
@@ -76,10 +78,11 @@ def setup(case, options, method):
 
 
 def initial_masses(problem, domain):
-    """(N,) node masses of p_noise = N(0, var(T) I) on the z-grid at t = 0, normalised."""
-    y = domain.to_y(0.0, domain.nodes())
-    log_p = -0.5 * np.sum(y**2, axis=1) / problem.sde.noise_var()
-    m = np.exp(log_p - log_p.max())
+    """(N,) node masses of p_noise = N(0, var(T) I) on the z-grid at t = 0, normalised: the
+    outer product of one factor per axis (the grid and the density are both products)."""
+    y = domain.mu(0.0)[:, None] + domain.c(0.0)[:, None] * domain.z  # (d, n): each axis' nodes
+    log_p = -0.5 * y**2 / problem.sde.noise_var()
+    m = functools.reduce(np.multiply.outer, np.exp(log_p - log_p.max(axis=1, keepdims=True))).reshape(-1)
     return m / m.sum()
 
 
