@@ -221,3 +221,23 @@ def test_a_grid_solve_leaves_numba_threads_as_it_found_them():
     grid = solve(make_case(), "grid", points=101, time_steps=20)  # small: one thread inside
     grid.control(0.5, np.zeros((3, 1)))
     assert numba.get_num_threads() == before
+
+
+def test_passes_side_by_side_in_turn_and_parallel_agree_exactly():
+    """`solve_passes` (side by side, one thread each, on 2-3 Numba threads), the passes in turn
+    on one thread, and in turn with the parallel kernels (lines cut into runs) compute every
+    line the same way: identical log h and masses."""
+    from hjsolve.grid.coefficients import Generator
+    from hjsolve.grid.passes import backward, forward, solve_passes
+    from hjsolve.solvers.grid import initial_masses, setup
+
+    case = hjsolve.load_case("cases/linear_2d_ve.toml")  # full covariances: the general mixture path
+    problem = case.problem
+    domain, tg = setup(case, {"points": 45, "time_steps": 12}, "grid")
+    r_eff = problem.effective_reward(domain.to_y(tg.T, domain.nodes()))
+    masses = initial_masses(problem, domain)
+    together = solve_passes(problem, domain, tg, r_eff, masses, 0)
+    for threads in (1, 2):
+        generator = Generator(problem, domain)
+        assert np.array_equal(backward(generator, tg, r_eff, threads), together[0])
+        assert np.array_equal(forward(generator, tg, masses, threads), together[1])

@@ -18,6 +18,7 @@ so values below e^{-690} of the maximum are floored (far outside the mass of Q*_
 import math
 from concurrent.futures import ThreadPoolExecutor
 
+import numba
 import numpy as np
 
 from ..threads import thread_count, use_threads
@@ -105,22 +106,22 @@ def solve_passes(problem, domain, time_grid, log_h_terminal, mass_initial, cache
     """(log h̃ (L, N) from `backward`, node masses (L, N) from `forward`).
 
     The passes are independent when the rates are recomputed in each (a Gaussian mixture):
-    with 2 or 3 threads for the grid they then run side by side, one thread each, so that no
-    kernel pays for a parallel region (on 2 cores, 1.2-1.6x faster than the passes in turn
-    with parallel kernels, measured at 241^2 and 481^2). Otherwise (a python score, whose
-    rates the forward pass takes from the backward pass' cache, or 4+ threads) they run in
-    turn, each kernel on all threads.
+    with 2 or 3 threads for Numba they then run side by side, one thread each, so that no
+    kernel pays for a parallel region (on 2 cores, 1.3-1.6x faster than the passes in turn
+    with parallel kernels, from 121^2 to 481^2). Otherwise (a python score, whose rates the
+    forward pass takes from the backward pass' cache, or 4+ threads) they run in turn, each
+    kernel on up to all threads (`thread_count`).
     """
-    threads = thread_count(domain.n**domain.d)
     generator = Generator(problem, domain, cache_bytes)
-    if generator.mixture is None or not 2 <= threads < 4:
-        with use_threads(domain.n**domain.d):
-            return (backward(generator, time_grid, log_h_terminal, threads),
-                    forward(generator, time_grid, mass_initial, threads))
-    with ThreadPoolExecutor(2) as pool:
-        log_h = pool.submit(backward, generator, time_grid, log_h_terminal, 1)
-        mass = pool.submit(forward, Generator(problem, domain), time_grid, mass_initial, 1)
-        return log_h.result(), mass.result()
+    if generator.mixture is not None and 2 <= numba.config.NUMBA_NUM_THREADS < 4:
+        with ThreadPoolExecutor(2) as pool:
+            log_h = pool.submit(backward, generator, time_grid, log_h_terminal, 1)
+            mass = pool.submit(forward, Generator(problem, domain), time_grid, mass_initial, 1)
+            return log_h.result(), mass.result()
+    cells = domain.n**domain.d
+    with use_threads(cells):
+        return (backward(generator, time_grid, log_h_terminal, thread_count(cells)),
+                forward(generator, time_grid, mass_initial, thread_count(cells)))
 
 
 def backward(generator, time_grid, log_h_terminal, threads):
