@@ -107,7 +107,7 @@ def solve_passes(problem, domain, time_grid, log_h_terminal, mass_initial, cache
 
     The passes are independent when the rates are recomputed in each (a Gaussian mixture):
     with 2 or 3 threads for Numba they then run side by side, one thread each, so that no
-    kernel pays for a parallel region (on 2 cores, 1.3-1.6x faster than the passes in turn
+    kernel pays for a parallel region (on 2 cores, 1.25-1.6x faster than the passes in turn
     with parallel kernels, from 121^2 to 481^2). Otherwise (a python score, whose rates the
     forward pass takes from the backward pass' cache, or 4+ threads) they run in turn, each
     kernel on up to all threads (`thread_count`).
