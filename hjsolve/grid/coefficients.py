@@ -39,33 +39,33 @@ class Generator:
         """Evaluate the mixture kernel's per-time arguments at all ``times`` (S,) at once
         (vectorised), so that `rates` at those times spends no Python time on them; nothing to
         do for a python score."""
-        if self.mixture is None:
-            return
-        times = np.asarray(times, dtype=float)
+        if self.mixture is not None:
+            times = np.asarray(times, dtype=float)
+            self.arguments = dict(zip(times.tolist(), self._arguments_at(times)))
+
+    def _arguments_at(self, times):
+        """[(μ, c, dμ/dt, dc/dt, f, g2, means, precisions, log_norms, diffusions)] of `mixture_rates`,
+        one tuple per time of ``times`` (S,)."""
         a, var, f, g2 = (np.asarray(v, dtype=float)[:, None] for v in self.domain.schedule(times))
         mu, c, dmu, dc = self.domain.frame(None, (a, var, f, g2))
         means, precisions, log_norms = self.mixture.marginal_precisions(a[:, 0], var[:, 0])
         diffusion = 0.5 * g2 / c**2  # ς(t)² = g2(T - t)
-        self.arguments = {float(t): (mu[i], c[i], dmu[i], dc[i], float(f[i, 0]), float(g2[i, 0]), means[i],
-                                     precisions[i], log_norms[i], diffusion[i]) for i, t in enumerate(times)}
+        return [(mu[i], c[i], dmu[i], dc[i], float(f[i, 0]), float(g2[i, 0]), means[i], precisions[i],
+                 log_norms[i], diffusion[i]) for i in range(len(times))]
 
     def _mixture_arguments(self, t):
-        """(μ, c, dμ/dt, dc/dt, f, g2, means, precisions, log_norms, diffusions) of `mixture_rates` at t."""
+        """The arguments of `mixture_rates` at t: prepared, or evaluated now."""
         if t in self.arguments:
             return self.arguments[t]
-        schedule = self.domain.schedule(t)
-        scale, var, f, g2 = schedule
-        mu, c, dmu, dc = self.domain.frame(t, schedule)
-        return (mu, c, dmu, dc, f, g2, *self.mixture.marginal_precisions(scale, var), 0.5 * g2 / c**2)
+        return self._arguments_at(np.array([t], dtype=float))[0]
 
     def drift(self, t, z=None):
         """(N, d) z-drift B at the nodes (or at the z-points ``z`` (N, d)) and the per-axis
         diffusions a (d,)."""
         dom = self.domain
         z = self.z if z is None else z
-        c = dom.c(t)
-        dmu, dc = dom.rates(t)
-        y = dom.mu(t) + c * z
+        mu, c, dmu, dc = dom.frame(t)
+        y = mu + c * z
         b = self.problem.sampler_drift(t, y)
         if not np.all(np.isfinite(b)):
             from ..errors import HJSolveError

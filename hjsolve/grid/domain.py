@@ -92,15 +92,18 @@ class Domain:
         return self.frame(t)[2:]
 
     def to_y(self, t, z):
-        return self.mu(t) + self.c(t) * z
+        mu, c = self.frame(t)[:2]
+        return mu + c * z
 
     def to_index(self, t, y):
         """(n, d) fractional node indices of the points y (n, d) at time t."""
-        z = (y - self.mu(t)) / self.c(t)
+        mu, c = self.frame(t)[:2]
+        z = (y - mu) / c
         return (z + 1.0) / self.dz
 
     def contains(self, t, y):
-        z = (y - self.mu(t)) / self.c(t)
+        mu, c = self.frame(t)[:2]
+        z = (y - mu) / c
         return np.all(np.abs(z) <= 1.0, axis=1)
 
 

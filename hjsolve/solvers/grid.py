@@ -80,7 +80,8 @@ def setup(case, options, method):
 def initial_masses(problem, domain):
     """(N,) node masses of p_noise = N(0, var(T) I) on the z-grid at t = 0, normalised: the
     outer product of one factor per axis (the grid and the density are both products)."""
-    y = domain.mu(0.0)[:, None] + domain.c(0.0)[:, None] * domain.z  # (d, n): each axis' nodes
+    mu, c = domain.frame(0.0)[:2]
+    y = mu[:, None] + c[:, None] * domain.z  # (d, n): each axis' nodes
     log_p = -0.5 * y**2 / problem.sde.noise_var()
     m = functools.reduce(np.multiply.outer, np.exp(log_p - log_p.max(axis=1, keepdims=True))).reshape(-1)
     return m / m.sum()
