@@ -13,7 +13,8 @@ the two ways of computing log C (∫ h(0)·p_noise and ∫ exp(r_eff)·p_pre) ag
 
 Log space: h is rescaled by its maximum after every step and the log of the factor is kept
 (`offset`), so r_eff of any size is fine; log h is stored as log(max(h, `FLOOR`)) + offset,
-so values below e^{-690} of the maximum are floored (far outside the mass of Q*_t).
+so values below e^{-690} of the maximum are floored (far outside the mass of Q*_t). The next
+step's first sweep applies the factor (`axis_step`'s ``scale``), not a pass over h of its own.
 """
 import math
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +29,7 @@ from .sweeps import axis_step
 
 RANNACHER = 2
 FLOOR = 1e-300
+MIN_NORMAL = np.finfo(float).tiny  # `floored_log` needs a normal floor
 
 
 def step_factors(d, rannacher):
@@ -43,8 +45,8 @@ def axis_view_shape(shape, axis):
     return (math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1:]))
 
 
-def apply_step(u, rates, factors, ds, transpose, threads):
-    """Apply S_k (or S_kᵀ with ``transpose``) to the grid array u (n,)*d in place.
+def apply_step(u, rates, factors, ds, transpose, threads, scale=1.0):
+    """Apply S_k (or S_kᵀ with ``transpose``) to scale·u, u the grid array (n,)*d, in place.
 
     rates : (up, down) from `Generator.rates`. ``threads`` > 1: parallel sweeps on Numba's
     thread count, which the caller sets (``with use_threads(...)``); 1: in the calling thread.
@@ -53,7 +55,8 @@ def apply_step(u, rates, factors, ds, transpose, threads):
     up, down = rates
     for axis, fraction, theta in (factors[::-1] if transpose else factors):
         P, n, Q = axis_view_shape(u.shape, axis)
-        axis_step(flat, up[axis], down[axis], P, n, Q, fraction * ds, theta, transpose, threads)
+        axis_step(flat, up[axis], down[axis], P, n, Q, fraction * ds, theta, transpose, threads, scale)
+        scale = 1.0
 
 
 class TimeGrid:
@@ -136,17 +139,19 @@ def backward(generator, time_grid, log_h_terminal, threads):
     h = h.reshape(shape)
     plain, start = step_factors(len(shape), False), step_factors(len(shape), True)
     generator.prepare(time_grid.midpoints)
+    scale = 1.0  # h / max(h) is the normalised h̃ e^{-offset} (applied by the next step)
     for k in range(time_grid.nt):
         ds, t = time_grid.step(k)
-        apply_step(h, generator.rates(t, threads), start if k < RANNACHER else plain, ds, False, threads)
+        apply_step(h, generator.rates(t, threads), start if k < RANNACHER else plain, ds, False, threads, scale)
         top = float(np.max(h))
         if not top > 0.0 or not np.isfinite(top):
             from ..errors import HJSolveError
             raise HJSolveError("grid: h lost positivity in the backward pass; refine the grid or time steps")
-        h *= 1.0 / top
+        if (k + 1) % time_grid.save_every == 0:  # log(max(h / top, FLOOR)) + offset + log(top)
+            floor = max(FLOOR * top, MIN_NORMAL)
+            floored_log(h.reshape(-1), floor, offset, out[(k + 1) // time_grid.save_every])
         offset += np.log(top)
-        if (k + 1) % time_grid.save_every == 0:
-            floored_log(h.reshape(-1), FLOOR, offset, out[(k + 1) // time_grid.save_every])
+        scale = 1.0 / top
     return out
 
 
