@@ -159,7 +159,7 @@ def test_python_score_rates_match_mixture_kernel():
     callback.mixture = None
     for k in (0, 5, 9):
         t = tg.step(k)[1]
-        assert t in prepared.arguments
+        assert t in prepared.prepared
         a, b, c = fused.rates(t), callback.rates(t), prepared.rates(t)
         scale = np.max(a[0])
         assert np.max(np.abs(a[0] - b[0])) < 1e-12 * scale and np.max(np.abs(a[1] - b[1])) < 1e-12 * scale

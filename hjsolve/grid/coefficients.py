@@ -33,31 +33,34 @@ class Generator:
         self.slots = 0 if self.mixture is not None else int(cache_bytes) // slot_bytes
         self.block, self.cache, self.free = None, {}, list(range(self.slots))
         self.scratch = None
-        self.arguments = {}
+        self.stacked, self.prepared = None, {}
 
     def prepare(self, times):
         """Evaluate the mixture kernel's per-time arguments at all ``times`` (S,) at once
-        (vectorised), so that `rates` at those times spends no Python time on them; nothing to
-        do for a python score."""
+        (vectorised) into `stacked`, so that `rates` at those times spends no Python time on
+        them; nothing to do for a python score."""
         if self.mixture is not None:
             times = np.asarray(times, dtype=float)
-            self.arguments = dict(zip(times.tolist(), self._arguments_at(times)))
+            self.stacked = self._arguments_at(times)
+            self.prepared = {t: i for i, t in enumerate(times.tolist())}
 
     def _arguments_at(self, times):
-        """[(μ, c, dμ/dt, dc/dt, f, g2, means, precisions, log_norms, diffusions)] of `mixture_rates`,
-        one tuple per time of ``times`` (S,)."""
+        """(μ, c, dμ/dt, dc/dt (S, d), f, g2 (S,), means (S, K, d), precisions (S, K, d, d),
+        log_norms (S, K), diffusions (S, d)): the arguments of `mixture_rates` at the times
+        ``times`` (S,), stacked."""
         a, var, f, g2 = (np.asarray(v, dtype=float)[:, None] for v in self.domain.schedule(times))
         mu, c, dmu, dc = self.domain.frame(None, (a, var, f, g2))
         means, precisions, log_norms = self.mixture.marginal_precisions(a[:, 0], var[:, 0])
         diffusion = 0.5 * g2 / c**2  # ς(t)² = g2(T - t)
-        return [(mu[i], c[i], dmu[i], dc[i], float(f[i, 0]), float(g2[i, 0]), means[i], precisions[i],
-                 log_norms[i], diffusion[i]) for i in range(len(times))]
+        return mu, c, dmu, dc, f[:, 0].copy(), g2[:, 0].copy(), means, precisions, log_norms, diffusion
 
     def _mixture_arguments(self, t):
         """The arguments of `mixture_rates` at t: prepared, or evaluated now."""
-        if t in self.arguments:
-            return self.arguments[t]
-        return self._arguments_at(np.array([t], dtype=float))[0]
+        if t in self.prepared:
+            i, stacked = self.prepared[t], self.stacked
+        else:
+            i, stacked = 0, self._arguments_at(np.array([t], dtype=float))
+        return tuple(v[i] for v in stacked)
 
     def drift(self, t, z=None):
         """(N, d) z-drift B at the nodes (or at the z-points ``z`` (N, d)) and the per-axis

@@ -8,6 +8,19 @@ from numba import njit, prange
 from ..vexp import log
 
 
+#: The smallest positive normal double: `floored_log`'s floor must be normal.
+MIN_NORMAL = np.finfo(float).tiny
+
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc"})
+def total(u):
+    """Σ u over (N,), NaN if a value is NaN (vectorised: the order of the additions is LLVM's)."""
+    acc = 0.0
+    for i in range(u.shape[0]):
+        acc += u[i]
+    return acc
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def floored_log(h, floor, offset, out):
     """out = log(max(h, floor)) + offset, elementwise over (N,) arrays; floor: a positive

@@ -23,13 +23,13 @@ import numba
 import numpy as np
 
 from ..threads import thread_count, use_threads
+from . import mixture_passes
 from .coefficients import Generator
-from .kernels import floored_log
+from .kernels import MIN_NORMAL, floored_log, total
 from .sweeps import axis_step
 
 RANNACHER = 2
 FLOOR = 1e-300
-MIN_NORMAL = np.finfo(float).tiny  # `floored_log` needs a normal floor
 
 
 def step_factors(d, rannacher):
@@ -129,44 +129,70 @@ def solve_passes(problem, domain, time_grid, log_h_terminal, mass_initial, cache
 
 def backward(generator, time_grid, log_h_terminal, threads):
     """log h̃ at the saved levels, (L, N), from log h(T) = r_eff on the nodes (N,). ``threads``:
-    as in `apply_step`."""
-    shape = generator.domain.shape
+    as in `apply_step`; a mixture score on one thread runs in one Numba call
+    (`mixture_passes.backward`)."""
     top = float(np.max(log_h_terminal))
     h = np.exp(log_h_terminal - top)
-    offset = top
     out = np.empty((time_grid.levels, h.size))
-    floored_log(h, FLOOR, offset, out[0])
-    h = h.reshape(shape)
-    plain, start = step_factors(len(shape), False), step_factors(len(shape), True)
+    floored_log(h, FLOOR, top, out[0])
     generator.prepare(time_grid.midpoints)
-    scale = 1.0  # h / max(h) is the normalised h̃ e^{-offset} (applied by the next step)
+    if generator.mixture is not None and threads == 1:
+        failed = mixture_passes.backward(h, out, top, time_grid.s, time_grid.save_every, *_factor_arrays(generator),
+                                         RANNACHER, FLOOR, *_mixture_arguments(generator))
+    else:
+        failed = _backward_steps(generator, time_grid, h.reshape(generator.domain.shape), top, out, threads)
+    if failed >= 0:
+        from ..errors import HJSolveError
+        raise HJSolveError("grid: h lost positivity in the backward pass; refine the grid or time steps")
+    return out
+
+
+def _backward_steps(generator, time_grid, h, offset, out, threads):
+    """The steps of `backward` from Python, one at a time: -1, or the failed step."""
+    plain, start = step_factors(h.ndim, False), step_factors(h.ndim, True)
+    flat = h.reshape(-1)
+    scale = 1.0
     for k in range(time_grid.nt):
         ds, t = time_grid.step(k)
         apply_step(h, generator.rates(t, threads), start if k < RANNACHER else plain, ds, False, threads, scale)
-        top = float(np.max(h))
-        if not top > 0.0 or not np.isfinite(top):
-            from ..errors import HJSolveError
-            raise HJSolveError("grid: h lost positivity in the backward pass; refine the grid or time steps")
-        if (k + 1) % time_grid.save_every == 0:  # log(max(h / top, FLOOR)) + offset + log(top)
-            floor = max(FLOOR * top, MIN_NORMAL)
-            floored_log(h.reshape(-1), floor, offset, out[(k + 1) // time_grid.save_every])
-        offset += np.log(top)
-        scale = 1.0 / top
-    return out
+        norm = total(flat)
+        if not 0.0 < norm < math.inf:
+            return k
+        if (k + 1) % time_grid.save_every == 0:
+            floored_log(flat, max(FLOOR * norm, MIN_NORMAL), offset, out[(k + 1) // time_grid.save_every])
+        offset += math.log(norm)
+        scale = 1.0 / norm
+    return -1
 
 
 def forward(generator, time_grid, mass_initial, threads):
     """Node masses of Q_t at the saved levels, (L, N), from the masses of p_noise (N,).
-    ``threads``: as in `apply_step`."""
-    shape = generator.domain.shape
-    m = np.array(mass_initial, dtype=float).reshape(shape)
+    ``threads``: as in `backward`."""
+    m = np.array(mass_initial, dtype=float)
     out = np.empty((time_grid.levels, m.size))
-    out[-1] = m.reshape(-1)
-    plain, start = step_factors(len(shape), False), step_factors(len(shape), True)
+    out[-1] = m
     generator.prepare(time_grid.midpoints)
+    if generator.mixture is not None and threads == 1:
+        mixture_passes.forward(m, out, time_grid.s, time_grid.save_every, *_factor_arrays(generator), RANNACHER,
+                               *_mixture_arguments(generator))
+        return out
+    m = m.reshape(generator.domain.shape)
+    plain, start = step_factors(m.ndim, False), step_factors(m.ndim, True)
     for k in range(time_grid.nt - 1, -1, -1):
         ds, t = time_grid.step(k)
         apply_step(m, generator.rates(t, threads), start if k < RANNACHER else plain, ds, True, threads)
         if k % time_grid.save_every == 0:
             out[k // time_grid.save_every] = m.reshape(-1)
     return out
+
+
+def _factor_arrays(generator):
+    """`step_factors` of the plain and the starting steps as arrays (F, 3)."""
+    d = generator.domain.d
+    return np.array(step_factors(d, False), dtype=float), np.array(step_factors(d, True), dtype=float)
+
+
+def _mixture_arguments(generator):
+    """The prepared per-step arguments, nodes, Δz, separability and a rate buffer of `mixture_passes`."""
+    return (generator.stacked, generator.axis_nodes, generator.domain.dz, generator.separable,
+            np.zeros(generator.shape))

@@ -76,12 +76,25 @@ def axis_step(u, up, down, P, n, Q, dt, theta, transpose, threads, scale=1.0):
     thread count, set by the caller); with 1, they run in the calling thread, without the GIL.
     ``scale`` costs nothing: the backward pass rescales h by it instead of by a pass of its own.
     """
-    jobs = P * ((Q + LANES - 1) // LANES) if Q > 1 else (P + LANES - 1) // LANES
-    ex, im = (1.0 - theta) * dt, theta * dt
     if threads == 1:
-        _run_blocks(u, up, down, P, n, Q, ex, im, transpose, scale, 0, jobs)
+        sweep(u, up, down, P, n, Q, dt, theta, transpose, scale)
     else:
-        _parallel_blocks(u, up, down, P, n, Q, ex, im, transpose, scale, jobs, min(jobs, 4 * threads))
+        jobs = block_count(P, Q)
+        _parallel_blocks(u, up, down, P, n, Q, (1.0 - theta) * dt, theta * dt, transpose, scale, jobs,
+                         min(jobs, 4 * threads))
+
+
+@njit(cache=True, nogil=True)
+def sweep(u, up, down, P, n, Q, dt, theta, transpose, scale):
+    """`axis_step` in the calling thread, as a Numba function that other kernels call."""
+    _run_blocks(u, up, down, P, n, Q, (1.0 - theta) * dt, theta * dt, transpose, scale, 0, block_count(P, Q))
+
+
+@njit(cache=True)
+def block_count(P, Q):
+    """Blocks of `LANES` lines of a (P, n, Q) sweep: `LANES` consecutive q at fixed p (Q > 1),
+    or `LANES` consecutive lines p (Q = 1)."""
+    return P * ((Q + LANES - 1) // LANES) if Q > 1 else (P + LANES - 1) // LANES
 
 
 @njit(cache=True, parallel=True)

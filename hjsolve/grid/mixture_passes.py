@@ -1,0 +1,64 @@
+"""The backward and forward passes for a Gaussian-mixture score, each in one Numba call.
+
+`hjsolve.grid.passes` drives a pass from Python, one step at a time. For a mixture score on
+one thread (the two passes side by side, or Numba on one thread) these functions take the same
+steps with the same kernels (`rates._axis_tables`, `rates._mixture_lines`, `sweeps.sweep`), so
+the results are identical, but no Python runs between the steps. From Python a step costs
+about 50 µs per pass in calls and bookkeeping, and the two passes side by side take the GIL in turn.
+
+Per-step arguments come stacked over the steps (`Generator.prepare` at the steps' midpoints);
+``factors`` are `passes.step_factors` as arrays (F, 3) of (axis, fraction of Δs, θ).
+"""
+import numpy as np
+from numba import njit
+
+from .kernels import MIN_NORMAL, floored_log, total
+from .rates import _axis_tables, _mixture_lines
+from .sweeps import sweep
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _step(u, k, ds, factors, transpose, scale, arguments, z, dz, separable, rates):
+    """S_k (or S_kᵀ) applied to scale·u, u flat (n^d,), with the rates of step k written to
+    rates (2, d, L) first (`Generator.rates`, `passes.apply_step`)."""
+    mu, c, dmu, dc, f, g2, means, prec, logc, diffusion = arguments
+    d, n = mu.shape[1], z.shape[0]
+    factor, slope = _axis_tables(mu[k], c[k], z, means[k], prec[k], logc[k], separable)
+    _mixture_lines(mu[k], c[k], dmu[k], dc[k], f[k], g2[k], means[k], prec[k], logc[k], diffusion[k], z, dz,
+                   rates[0], rates[1], factor, slope, 0, n ** (d - 1))
+    count = factors.shape[0]
+    for m in range(count):
+        axis, fraction, theta = factors[count - 1 - m] if transpose else factors[m]
+        a = int(axis)
+        sweep(u, rates[0, a], rates[1, a], n ** a, n, n ** (d - 1 - a), fraction * ds, theta, transpose,
+              scale if m == 0 else 1.0)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def backward(h, out, offset, s, save_every, plain, start, rannacher, floor, arguments, z, dz, separable, rates):
+    """`passes.backward` from h = h̃(T) e^{-offset} (n^d,) on: writes the saved levels 1.. of
+    log h̃ into out (L, n^d). Returns -1, or the step at which Σ h stopped being positive and
+    finite."""
+    scale = 1.0
+    for k in range(s.shape[0] - 1):
+        _step(h, k, s[k + 1] - s[k], start if k < rannacher else plain, False, scale, arguments, z, dz, separable,
+              rates)
+        norm = total(h)
+        if not (norm > 0.0 and norm < np.inf):
+            return k
+        if (k + 1) % save_every == 0:
+            floored_log(h, max(floor * norm, MIN_NORMAL), offset, out[(k + 1) // save_every])
+        offset += np.log(norm)
+        scale = 1.0 / norm
+    return -1
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def forward(m, out, s, save_every, plain, start, rannacher, arguments, z, dz, separable, rates):
+    """`passes.forward` from the masses m of p_noise (n^d,): writes the saved levels but the last
+    into out (L, n^d)."""
+    for k in range(s.shape[0] - 2, -1, -1):
+        _step(m, k, s[k + 1] - s[k], start if k < rannacher else plain, True, 1.0, arguments, z, dz, separable,
+              rates)
+        if k % save_every == 0:
+            out[k // save_every] = m
