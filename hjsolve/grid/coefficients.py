@@ -18,7 +18,6 @@ class Generator:
     def __init__(self, problem, domain, cache_bytes=0):
         self.problem = problem
         self.domain = domain
-        self.z = domain.nodes()  # (N, d)
         self.axis_nodes = domain.z  # (n,)
         self.shape = (2, domain.d, rate_length(domain.shape))  # (up, down) rows of every axis
         pre = problem.pretrained
@@ -66,7 +65,7 @@ class Generator:
         """(N, d) z-drift B at the nodes (or at the z-points ``z`` (N, d)) and the per-axis
         diffusions a (d,)."""
         dom = self.domain
-        z = self.z if z is None else z
+        z = dom.nodes() if z is None else z
         mu, c, dmu, dc = dom.frame(t)
         y = mu + c * z
         b = self.problem.sampler_drift(t, y)

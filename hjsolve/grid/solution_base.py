@@ -9,7 +9,6 @@ running the controlled SDE (3.9) from ν* (Proposition 3.6).
 import warnings
 
 import numpy as np
-from scipy.special import logsumexp
 
 from ..errors import HJSolveError, HJSolveWarning
 from ..solution import Solution
@@ -134,22 +133,26 @@ class TensorGridSolution(Solution):
         return dom.center - dom.radius, dom.center + dom.radius
 
     # ----- summary --------------------------------------------------------------------------------
-    def compute_summary(self, extra=None):
-        """Fill the DESIGN §3 keys from the grid and check the boundary leak."""
+    def compute_summary(self, extra=None, terminal_reward=None):
+        """Fill the DESIGN §3 keys from the grid and check the boundary leak. ``terminal_reward``:
+        the reward at the nodes at t = T (N,) if the caller has it, else evaluated here."""
         problem, dom = self.problem, self.domain
-        x_T = self.level_points(0)
-        r = problem.reward(x_T)
+        r = problem.reward(self.level_points(0)) if terminal_reward is None else terminal_reward
         r_eff = problem.divergence.effective(r)
         m_T, m_0 = self.mass_levels[0], self.mass_levels[-1]
-        log_C_fwd, sign_f = logsumexp(r_eff, b=m_T, return_sign=True)
-        log_C_bwd, sign_b = logsumexp(self.log_h_levels[-1], b=m_0, return_sign=True)
-        if sign_f <= 0 or sign_b <= 0 or not np.isfinite(log_C_fwd) or not np.isfinite(log_C_bwd):
+        # log C = log Σ exp(r_eff) m_T = log Σ h(0) m_0, and E_pre[exp(2 r_eff)], from one exp each
+        top_T, top_0 = np.max(r_eff), np.max(self.log_h_levels[-1])
+        tilt = np.exp(r_eff - top_T)
+        q_T = tilt * m_T
+        sum_T, sum_0 = q_T.sum(), np.exp(self.log_h_levels[-1] - top_0) @ m_0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_C_fwd, log_C_bwd = top_T + np.log(sum_T), top_0 + np.log(sum_0)
+        if not (sum_T > 0 and sum_0 > 0 and np.isfinite(log_C_fwd) and np.isfinite(log_C_bwd)):
             raise HJSolveError(f"{self.method}: log C is not finite; refine the grid")
         self.log_C = float(log_C_bwd)
-        q_T = np.exp(r_eff - log_C_fwd) * m_T
-        q_T = q_T / q_T.sum()
+        q_T = q_T / sum_T
         mass_T = m_T.sum()
-        log_m2 = float(logsumexp(2.0 * r_eff, b=np.maximum(m_T, 0.0)) - np.log(mass_T))
+        log_m2 = float(2.0 * top_T + np.log((tilt * tilt) @ np.maximum(m_T, 0.0)) - np.log(mass_T))
         kappa = problem.divergence.effective_bounds(problem.reward)[0]
         with np.errstate(over="ignore"):
             shifted = 0.5 * np.exp(0.5 * log_m2 - kappa) if np.isfinite(kappa) else np.inf

@@ -91,11 +91,12 @@ def solve(case, options):
     """Backward and forward passes on the grid, then the summary."""
     problem = case.problem
     domain, time_grid = setup(case, options, "grid")
-    r_eff = problem.effective_reward(domain.to_y(time_grid.T, domain.nodes()))
-    log_h, mass = solve_passes(problem, domain, time_grid, r_eff, initial_masses(problem, domain), CACHE_BYTES)
+    reward = problem.reward(domain.to_y(time_grid.T, domain.nodes()))  # r at the nodes at t = T
+    log_h, mass = solve_passes(problem, domain, time_grid, problem.divergence.effective(reward),
+                               initial_masses(problem, domain), CACHE_BYTES)
     state = {"center": domain.center, "radius": domain.radius, "n": domain.n, "noise_width": domain.noise_width,
              "nt": time_grid.nt, "save_every": time_grid.save_every, "grading": time_grid.grading,
              "log_h": log_h, "mass": mass, "log_C": 0.0}
     solution = GridSolution(case, state=state, options=options)
     solution.summary["options"] = dict(options)
-    return solution.compute_summary()
+    return solution.compute_summary(terminal_reward=reward)
