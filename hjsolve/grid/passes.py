@@ -16,6 +16,7 @@ Log space: h is rescaled by its maximum after every step and the log of the fact
 so values below e^{-690} of the maximum are floored (far outside the mass of Q*_t). The next
 step's first sweep applies the factor (`axis_step`'s ``scale``), not a pass over h of its own.
 """
+import functools
 import math
 from concurrent.futures import ThreadPoolExecutor
 
@@ -109,7 +110,8 @@ def solve_passes(problem, domain, time_grid, log_h_terminal, mass_initial, cache
     """(log h̃ (L, N) from `backward`, node masses (L, N) from `forward`).
 
     The passes are independent when the rates are recomputed in each (a Gaussian mixture):
-    with 2 or 3 threads for Numba they then run side by side, one thread each, so that no
+    with 2 or 3 threads for Numba they then run side by side, one thread each (the backward
+    pass in the calling thread), each in one Numba call (`mixture_passes`), so that no
     kernel pays for a parallel region (on 2 cores, 1.25-1.6x faster than the passes in turn
     with parallel kernels, from 121^2 to 481^2). Otherwise (a python score, whose rates the
     forward pass takes from the backward pass' cache, or 4+ threads) they run in turn, each
@@ -117,14 +119,19 @@ def solve_passes(problem, domain, time_grid, log_h_terminal, mass_initial, cache
     """
     generator = Generator(problem, domain, cache_bytes)
     if generator.mixture is not None and 2 <= numba.config.NUMBA_NUM_THREADS < 4:
-        with ThreadPoolExecutor(2) as pool:
-            log_h = pool.submit(backward, generator, time_grid, log_h_terminal, 1)
-            mass = pool.submit(forward, Generator(problem, domain), time_grid, mass_initial, 1)
-            return log_h.result(), mass.result()
+        mass = _forward_thread().submit(forward, Generator(problem, domain), time_grid, mass_initial, 1)
+        return backward(generator, time_grid, log_h_terminal, 1), mass.result()
     cells = domain.n**domain.d
     with use_threads(cells):
         return (backward(generator, time_grid, log_h_terminal, thread_count(cells)),
                 forward(generator, time_grid, mass_initial, thread_count(cells)))
+
+
+@functools.cache
+def _forward_thread():
+    """The thread that runs the forward pass beside the backward pass, started once (starting a
+    thread took 2-5 ms here)."""
+    return ThreadPoolExecutor(1, thread_name_prefix="hjsolve-forward")
 
 
 def backward(generator, time_grid, log_h_terminal, threads):
