@@ -223,21 +223,43 @@ def test_a_grid_solve_leaves_numba_threads_as_it_found_them():
     assert numba.get_num_threads() == before
 
 
-def test_passes_side_by_side_in_turn_and_parallel_agree_exactly():
-    """`solve_passes` (side by side, one thread each, on 2-3 Numba threads), the passes in turn
-    on one thread, and in turn with the parallel kernels (lines cut into runs) compute every
-    line the same way: identical log h and masses."""
+@pytest.mark.parametrize("path, points", [("cases/linear_2d_ve.toml", 45), ("cases/quadratic_3d_ou.toml", 13),
+                                          ("cases/bimodal_1d.toml", 101)])
+def test_passes_side_by_side_in_turn_and_parallel_agree_exactly(path, points):
+    """`solve_passes` (side by side, each pass in one Numba call, on 2-3 Numba threads), the
+    passes in turn on one thread (the same Numba calls), and in turn driven from Python step by
+    step with the parallel kernels (lines cut into runs) compute every line the same way:
+    identical log h and masses. Full covariances (the general mixture path, 2-D), separable
+    weights (3-D) and 1-D."""
     from hjsolve.grid.coefficients import Generator
     from hjsolve.grid.passes import backward, forward, solve_passes
     from hjsolve.solvers.grid import initial_masses, setup
 
-    case = hjsolve.load_case("cases/linear_2d_ve.toml")  # full covariances: the general mixture path
+    case = hjsolve.load_case(path)
     problem = case.problem
-    domain, tg = setup(case, {"points": 45, "time_steps": 12}, "grid")
+    domain, tg = setup(case, {"points": points, "time_steps": 12, "save_every": 3}, "grid")
     r_eff = problem.effective_reward(domain.to_y(tg.T, domain.nodes()))
     masses = initial_masses(problem, domain)
     together = solve_passes(problem, domain, tg, r_eff, masses, 0)
+    assert np.all(np.isfinite(together[0])) and np.all(np.isfinite(together[1]))
     for threads in (1, 2):
         generator = Generator(problem, domain)
         assert np.array_equal(backward(generator, tg, r_eff, threads), together[0])
         assert np.array_equal(forward(generator, tg, masses, threads), together[1])
+
+
+def test_normalise_saves_log_h_and_rejects_nan():
+    """The end of a backward step (`kernels.normalise`): h is rescaled by its sum, log h̃ is
+    saved at a saved level with the floor relative to the sum, and a NaN or a non-positive sum
+    is reported (the pass then raises)."""
+    from hjsolve.grid.kernels import normalise
+
+    h = np.array([1.0, 3.0, 1e-310, 4.0])
+    out = np.zeros((3, 4))
+    offset, scale = normalise(h, 1, 2, 1e-3, 5.0, out)
+    assert offset == pytest.approx(5.0 + np.log(8.0), rel=1e-15) and scale == 1.0 / 8.0
+    np.testing.assert_allclose(out[1], np.log(np.maximum(h / 8.0, 1e-3)) + offset, rtol=1e-14)
+    assert not np.any(out[0]) and not np.any(out[2])
+    assert normalise(h, 0, 2, 1e-3, 5.0, out)[0] == offset and not np.any(out[0])  # not a saved level
+    for bad in (np.array([1.0, np.nan]), np.array([-1.0, 0.5]), np.array([np.inf, 1.0])):
+        assert np.isnan(normalise(bad, 1, 2, 1e-3, 0.0, np.zeros((2, 2)))[1])

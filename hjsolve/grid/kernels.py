@@ -22,6 +22,20 @@ def total(u):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def normalise(h, k, save_every, floor, offset, out):
+    """The end of backward step k, h (N,) = h̃ e^{-offset} / norm with norm = Σ h: saves
+    log(max(h / norm, floor)) + offset + log norm into out[(k + 1) / save_every] at a saved
+    level, and returns (offset + log norm, 1 / norm) for the next step's ``scale``, or
+    (NaN, NaN) if Σ h is not positive and finite (h lost positivity, or overflowed)."""
+    norm = total(h)
+    if not (norm > 0.0 and norm < np.inf):
+        return np.nan, np.nan
+    if (k + 1) % save_every == 0:
+        floored_log(h, max(floor * norm, MIN_NORMAL), offset, out[(k + 1) // save_every])
+    return offset + np.log(norm), 1.0 / norm
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def floored_log(h, floor, offset, out):
     """out = log(max(h, floor)) + offset, elementwise over (N,) arrays; floor: a positive
     normal double. Vectorised (`hjsolve.vexp.log`), several times faster than numpy's."""

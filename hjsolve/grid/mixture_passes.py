@@ -12,7 +12,7 @@ Per-step arguments come stacked over the steps (`Generator.prepare` at the steps
 import numpy as np
 from numba import njit
 
-from .kernels import MIN_NORMAL, floored_log, total
+from .kernels import normalise
 from .rates import _axis_tables, _mixture_lines
 from .sweeps import sweep
 
@@ -38,18 +38,14 @@ def _step(u, k, ds, factors, transpose, scale, arguments, z, dz, separable, rate
 def backward(h, out, offset, s, save_every, plain, start, rannacher, floor, arguments, z, dz, separable, rates):
     """`passes.backward` from h = h̃(T) e^{-offset} (n^d,) on: writes the saved levels 1.. of
     log h̃ into out (L, n^d). Returns -1, or the step at which Σ h stopped being positive and
-    finite."""
+    finite (`normalise`)."""
     scale = 1.0
     for k in range(s.shape[0] - 1):
         _step(h, k, s[k + 1] - s[k], start if k < rannacher else plain, False, scale, arguments, z, dz, separable,
               rates)
-        norm = total(h)
-        if not (norm > 0.0 and norm < np.inf):
+        offset, scale = normalise(h, k, save_every, floor, offset, out)
+        if np.isnan(scale):
             return k
-        if (k + 1) % save_every == 0:
-            floored_log(h, max(floor * norm, MIN_NORMAL), offset, out[(k + 1) // save_every])
-        offset += np.log(norm)
-        scale = 1.0 / norm
     return -1
 
 

@@ -11,10 +11,11 @@ The forward pass applies S_kᵀ (the same factors with Lᵀ, in reverse order) t
 from p_noise at t = 0 to p_pre at t = T. Hence Σ h(t)·m(t) is the same at every t, exactly:
 the two ways of computing log C (∫ h(0)·p_noise and ∫ exp(r_eff)·p_pre) agree to round-off.
 
-Log space: h is rescaled by its maximum after every step and the log of the factor is kept
+Log space: h is rescaled by its sum after every step and the log of the factor is kept
 (`offset`), so r_eff of any size is fine; log h is stored as log(max(h, `FLOOR`)) + offset,
-so values below e^{-690} of the maximum are floored (far outside the mass of Q*_t). The next
-step's first sweep applies the factor (`axis_step`'s ``scale``), not a pass over h of its own.
+so values below e^{-690} of the sum are floored (far outside the mass of Q*_t). The next
+step's first sweep applies the factor (`axis_step`'s ``scale``), not a pass over h of its own
+(`kernels.normalise`).
 """
 import functools
 import math
@@ -26,7 +27,7 @@ import numpy as np
 from ..threads import thread_count, use_threads
 from . import mixture_passes
 from .coefficients import Generator
-from .kernels import MIN_NORMAL, floored_log, total
+from .kernels import floored_log, normalise
 from .sweeps import axis_step
 
 RANNACHER = 2
@@ -157,18 +158,13 @@ def backward(generator, time_grid, log_h_terminal, threads):
 def _backward_steps(generator, time_grid, h, offset, out, threads):
     """The steps of `backward` from Python, one at a time: -1, or the failed step."""
     plain, start = step_factors(h.ndim, False), step_factors(h.ndim, True)
-    flat = h.reshape(-1)
     scale = 1.0
     for k in range(time_grid.nt):
         ds, t = time_grid.step(k)
         apply_step(h, generator.rates(t, threads), start if k < RANNACHER else plain, ds, False, threads, scale)
-        norm = total(flat)
-        if not 0.0 < norm < math.inf:
+        offset, scale = normalise(h.reshape(-1), k, time_grid.save_every, FLOOR, offset, out)
+        if np.isnan(scale):
             return k
-        if (k + 1) % time_grid.save_every == 0:
-            floored_log(flat, max(FLOOR * norm, MIN_NORMAL), offset, out[(k + 1) // time_grid.save_every])
-        offset += math.log(norm)
-        scale = 1.0 / norm
     return -1
 
 
