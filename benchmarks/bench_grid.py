@@ -187,8 +187,8 @@ def main():
           "| cell-steps/s (median) |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for method, points, steps, wall, worst, control, dlogc, rate, typical in rows:
-        print(f"| {method} | {points}^2 | {steps} | {wall:.2f} | {worst:.2e} | {control:.2e} | {dlogc:.2e} | {rate:.3g} "
-              f"| {typical:.3g} |")
+        print(f"| {method} | {points}^2 | {steps} | {wall:.2f} | {worst:.2e} | {control:.2e} | {dlogc:.2e} "
+              f"| {rate:.3g} | {typical:.3g} |")
     for fipy in (row for row in rows if row[0] == "fipy"):
         match = [row for row in rows
                  if row[0] == "grid" and row[4] <= fipy[4] and row[5] <= fipy[5] and row[6] <= fipy[6]]

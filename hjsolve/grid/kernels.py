@@ -1,6 +1,7 @@
-"""Numba kernels of the grid solver's outputs: the floored log of a saved level, cubic
-interpolation of grid data and the Euler–Maruyama step of the controlled SDE. The fitted rates
-are in `hjsolve.grid.rates`, the axis sweeps in `hjsolve.grid.sweeps`.
+"""Numba kernels of the grid solver's outputs: the end of a backward step (the rescaling of h
+and the floored log of a saved level), cubic interpolation of grid data and the Euler–Maruyama
+step of the controlled SDE. The fitted rates are in `hjsolve.grid.rates`, the axis sweeps in
+`hjsolve.grid.sweeps`.
 """
 import numpy as np
 from numba import njit, prange
