@@ -24,10 +24,11 @@ def total(u):
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def normalise(h, k, save_every, floor, offset, out):
-    """The end of backward step k, h (N,) = h̃ e^{-offset} / norm with norm = Σ h: saves
-    log(max(h / norm, floor)) + offset + log norm into out[(k + 1) / save_every] at a saved
-    level, and returns (offset + log norm, 1 / norm) for the next step's ``scale``, or
-    (NaN, NaN) if Σ h is not positive and finite (h lost positivity, or overflowed)."""
+    """The end of backward step k. h (N,) is the step's output, h̃ = h e^{offset}, and
+    norm = Σ h. At a saved level, writes log(max(h / norm, floor)) + offset + log norm (log h̃,
+    floored at ``floor`` times the sum) into out[(k + 1) / save_every]. Returns the new offset,
+    offset + log norm, and the next step's ``scale``, 1 / norm; (NaN, NaN) if Σ h is not
+    positive and finite (h lost positivity, or overflowed)."""
     norm = total(h)
     if not (norm > 0.0 and norm < np.inf):
         return np.nan, np.nan
