@@ -248,6 +248,33 @@ def test_passes_side_by_side_in_turn_and_parallel_agree_exactly(path, points):
         assert np.array_equal(forward(generator, tg, masses, threads), together[1])
 
 
+def _solve_small_2d(queue):
+    queue.put(float(solve(hjsolve.load_case("cases/linear_2d_ve.toml"), "grid", points=41,
+                          time_steps=8).summary["log_normalizer"]))
+
+
+def test_forked_child_runs_the_passes_side_by_side():
+    """The forward pass' worker thread is per process: a child forked after a solve in the
+    parent (the parent's thread does not exist there) solves too, with the same result."""
+    import multiprocessing
+
+    import numba
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("side by side needs 2-3 Numba threads")
+    expected = solve(hjsolve.load_case("cases/linear_2d_ve.toml"), "grid", points=41, time_steps=8)
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_solve_small_2d, args=(queue,))
+    child.start()
+    child.join(60)
+    alive = child.is_alive()
+    if alive:
+        child.kill()
+    assert not alive, "the forked child hung"
+    assert queue.get(timeout=5) == expected.summary["log_normalizer"]
+
+
 def test_normalise_saves_log_h_and_rejects_nan():
     """The end of a backward step (`kernels.normalise`): h is rescaled by its sum, log h̃ is
     saved at a saved level with the floor relative to the sum, and a NaN or a non-positive sum

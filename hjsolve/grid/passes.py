@@ -19,6 +19,7 @@ step's first sweep applies the factor (`axis_step`'s ``scale``), not a pass over
 """
 import functools
 import math
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
@@ -130,9 +131,13 @@ def solve_passes(problem, domain, time_grid, log_h_terminal, mass_initial, cache
 
 @functools.cache
 def _forward_thread():
-    """The thread that runs the forward pass beside the backward pass, started once (starting a
-    thread took 2-5 ms here)."""
+    """The thread that runs the forward pass beside the backward pass, started once per process
+    (starting a thread took 2-5 ms here). A forked child starts its own: the parent's thread does
+    not exist there."""
     return ThreadPoolExecutor(1, thread_name_prefix="hjsolve-forward")
+
+
+os.register_at_fork(after_in_child=_forward_thread.cache_clear)
 
 
 def backward(generator, time_grid, log_h_terminal, threads):
