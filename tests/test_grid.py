@@ -225,17 +225,19 @@ def test_a_grid_solve_leaves_numba_threads_as_it_found_them():
 
 @pytest.mark.parametrize("path, points", [("cases/linear_2d_ve.toml", 45), ("cases/quadratic_3d_ou.toml", 13),
                                           ("cases/bimodal_1d.toml", 101)])
-def test_passes_side_by_side_in_turn_and_parallel_agree_exactly(path, points):
-    """`solve_passes` (side by side, each pass in one Numba call, on 2-3 Numba threads), the
-    passes in turn on one thread (the same Numba calls), and in turn driven from Python step by
-    step with the parallel kernels (lines cut into runs) compute every line the same way:
-    identical log h and masses. Full covariances (the general mixture path, 2-D), separable
-    weights (3-D) and 1-D."""
+def test_passes_side_by_side_in_turn_and_parallel_agree_exactly(path, points, monkeypatch):
+    """`solve_passes` (side by side, each pass in Numba calls of 5 steps, on 2-3 Numba
+    threads), the passes in turn on one thread (the same Numba calls), and in turn driven from
+    Python step by step with the parallel kernels (lines cut into runs) compute every line the
+    same way: identical log h and masses. Full covariances (the general mixture path, 2-D),
+    separable weights (3-D) and 1-D."""
+    from hjsolve.grid import passes
     from hjsolve.grid.coefficients import Generator
     from hjsolve.grid.passes import backward, forward, solve_passes
     from hjsolve.solvers.grid import initial_masses, setup
 
     case = hjsolve.load_case(path)
+    monkeypatch.setattr(passes, "CHUNK_CELL_STEPS", 5 * points**case.problem.dimension)  # across saved levels
     problem = case.problem
     domain, tg = setup(case, {"points": points, "time_steps": 12, "save_every": 3}, "grid")
     r_eff = problem.effective_reward(domain.to_y(tg.T, domain.nodes()))

@@ -7,7 +7,9 @@ the results are identical, but no Python runs between the steps. From Python a s
 about 50 µs per pass in calls and bookkeeping, and the two passes side by side take the GIL in turn.
 
 Per-step arguments come stacked over the steps (`Generator.prepare` at the steps' midpoints);
-``factors`` are `passes.step_factors` as arrays (F, 3) of (axis, fraction of Δs, θ).
+``factors`` are `passes.step_factors` as arrays (F, 3) of (axis, fraction of Δs, θ). The
+caller makes one call per chunk of steps (`passes._chunks`), so that Ctrl-C is handled between
+them.
 """
 import numpy as np
 from numba import njit
@@ -35,25 +37,25 @@ def _step(u, k, ds, factors, transpose, scale, arguments, z, dz, separable, rate
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def backward(h, out, offset, s, save_every, plain, start, rannacher, floor, arguments, z, dz, separable, rates):
-    """`passes.backward` from h = h̃(T) e^{-offset} (n^d,) on: writes the saved levels 1.. of
-    log h̃ into out (L, n^d). Returns -1, or the step at which Σ h stopped being positive and
-    finite (`normalise`)."""
-    scale = 1.0
-    for k in range(s.shape[0] - 1):
+def backward(h, out, offset, scale, first, stop, s, save_every, plain, start, rannacher, floor, arguments, z, dz,
+             separable, rates):
+    """Steps ``first`` to ``stop`` - 1 of `passes.backward` on h (n^d,), h̃ = scale·h e^{offset},
+    writing the saved levels among them into out (L, n^d) (`normalise`). Returns the offset and
+    scale after them; the scale is NaN if Σ h stopped being positive and finite."""
+    for k in range(first, stop):
         _step(h, k, s[k + 1] - s[k], start if k < rannacher else plain, False, scale, arguments, z, dz, separable,
               rates)
         offset, scale = normalise(h, k, save_every, floor, offset, out)
         if np.isnan(scale):
-            return k
-    return -1
+            break
+    return offset, scale
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def forward(m, out, s, save_every, plain, start, rannacher, arguments, z, dz, separable, rates):
-    """`passes.forward` from the masses m of p_noise (n^d,): writes the saved levels but the last
-    into out (L, n^d)."""
-    for k in range(s.shape[0] - 2, -1, -1):
+def forward(m, out, first, stop, s, save_every, plain, start, rannacher, arguments, z, dz, separable, rates):
+    """Steps ``stop`` - 1 down to ``first`` of `passes.forward` on the masses m (n^d,), writing
+    the saved levels among them into out (L, n^d)."""
+    for k in range(stop - 1, first - 1, -1):
         _step(m, k, s[k + 1] - s[k], start if k < rannacher else plain, True, 1.0, arguments, z, dz, separable,
               rates)
         if k % save_every == 0:

@@ -20,6 +20,7 @@ step's first sweep applies the factor (`axis_step`'s ``scale``), not a pass over
 import functools
 import math
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
@@ -33,6 +34,7 @@ from .sweeps import axis_step
 
 RANNACHER = 2
 FLOOR = 1e-300
+CHUNK_CELL_STEPS = 2**24
 
 
 def step_factors(d, rannacher):
@@ -121,8 +123,14 @@ def solve_passes(problem, domain, time_grid, log_h_terminal, mass_initial, cache
     """
     generator = Generator(problem, domain, cache_bytes)
     if generator.mixture is not None and 2 <= numba.config.NUMBA_NUM_THREADS < 4:
-        mass = _forward_thread().submit(forward, Generator(problem, domain), time_grid, mass_initial, 1)
-        return backward(generator, time_grid, log_h_terminal, 1), mass.result()
+        stop = threading.Event()  # set if the backward pass fails or is interrupted (Ctrl-C)
+        mass = _forward_thread().submit(forward, Generator(problem, domain), time_grid, mass_initial, 1, stop)
+        try:
+            log_h = backward(generator, time_grid, log_h_terminal, 1)
+        except BaseException:
+            stop.set()
+            raise
+        return log_h, mass.result()
     cells = domain.n**domain.d
     with use_threads(cells):
         return (backward(generator, time_grid, log_h_terminal, thread_count(cells)),
@@ -142,26 +150,45 @@ os.register_at_fork(after_in_child=_forward_thread.cache_clear)
 
 def backward(generator, time_grid, log_h_terminal, threads):
     """log h̃ at the saved levels, (L, N), from log h(T) = r_eff on the nodes (N,). ``threads``:
-    as in `apply_step`; a mixture score on one thread runs in one Numba call
-    (`mixture_passes.backward`)."""
+    as in `apply_step`; a mixture score on one thread runs in Numba, a chunk of steps per call
+    (`mixture_passes.backward`, `_chunks`)."""
     top = float(np.max(log_h_terminal))
     h = np.exp(log_h_terminal - top)
     out = np.empty((time_grid.levels, h.size))
     floored_log(h, FLOOR, top, out[0])
     generator.prepare(time_grid.midpoints)
     if generator.mixture is not None and threads == 1:
-        failed = mixture_passes.backward(h, out, top, time_grid.s, time_grid.save_every, *_factor_arrays(generator),
-                                         RANNACHER, FLOOR, *_mixture_arguments(generator))
+        ok = _backward_in_numba(generator, time_grid, h, top, out)
     else:
-        failed = _backward_steps(generator, time_grid, h.reshape(generator.domain.shape), top, out, threads)
-    if failed >= 0:
+        ok = _backward_steps(generator, time_grid, h.reshape(generator.domain.shape), top, out, threads)
+    if not ok:
         from ..errors import HJSolveError
         raise HJSolveError("grid: h lost positivity in the backward pass; refine the grid or time steps")
     return out
 
 
+def _backward_in_numba(generator, time_grid, h, offset, out):
+    """The steps of `backward` for a mixture score on one thread; False if h lost positivity."""
+    fixed = (time_grid.s, time_grid.save_every, *_factor_arrays(generator), RANNACHER, FLOOR,
+             *_mixture_arguments(generator))
+    scale = 1.0
+    for first, last in _chunks(time_grid.nt, h.size):
+        offset, scale = mixture_passes.backward(h, out, offset, scale, first, last, *fixed)
+        if np.isnan(scale):
+            return False
+    return True
+
+
+def _chunks(steps, cells):
+    """[(first, last + 1)] of the Numba calls of a pass: about `CHUNK_CELL_STEPS` cell-steps each (a
+    fraction of a second), so that Python handles Ctrl-C (and the forward pass its ``stop``)
+    between them, at a cost of a few µs per call."""
+    size = max(1, CHUNK_CELL_STEPS // cells)
+    return [(first, min(first + size, steps)) for first in range(0, steps, size)]
+
+
 def _backward_steps(generator, time_grid, h, offset, out, threads):
-    """The steps of `backward` from Python, one at a time: -1, or the failed step."""
+    """The steps of `backward` from Python, one at a time; False if h lost positivity."""
     plain, start = step_factors(h.ndim, False), step_factors(h.ndim, True)
     scale = 1.0
     for k in range(time_grid.nt):
@@ -169,28 +196,35 @@ def _backward_steps(generator, time_grid, h, offset, out, threads):
         apply_step(h, generator.rates(t, threads), start if k < RANNACHER else plain, ds, False, threads, scale)
         offset, scale = normalise(h.reshape(-1), k, time_grid.save_every, FLOOR, offset, out)
         if np.isnan(scale):
-            return k
-    return -1
+            return False
+    return True
 
 
-def forward(generator, time_grid, mass_initial, threads):
+def forward(generator, time_grid, mass_initial, threads, stop=None):
     """Node masses of Q_t at the saved levels, (L, N), from the masses of p_noise (N,).
-    ``threads``: as in `backward`."""
+    ``threads``: as in `backward`. ``stop``: a `threading.Event` that ends the pass between
+    chunks of steps, its output then incomplete (the backward pass beside it failed)."""
     m = np.array(mass_initial, dtype=float)
     out = np.empty((time_grid.levels, m.size))
     out[-1] = m
     generator.prepare(time_grid.midpoints)
+    every = time_grid.save_every
     if generator.mixture is not None and threads == 1:
-        mixture_passes.forward(m, out, time_grid.s, time_grid.save_every, *_factor_arrays(generator), RANNACHER,
-                               *_mixture_arguments(generator))
+        fixed = (time_grid.s, every, *_factor_arrays(generator), RANNACHER, *_mixture_arguments(generator))
+        for first, last in _chunks(time_grid.nt, m.size)[::-1]:
+            if stop is not None and stop.is_set():
+                break
+            mixture_passes.forward(m, out, first, last, *fixed)
         return out
     m = m.reshape(generator.domain.shape)
     plain, start = step_factors(m.ndim, False), step_factors(m.ndim, True)
     for k in range(time_grid.nt - 1, -1, -1):
+        if stop is not None and stop.is_set():
+            break
         ds, t = time_grid.step(k)
         apply_step(m, generator.rates(t, threads), start if k < RANNACHER else plain, ds, True, threads)
-        if k % time_grid.save_every == 0:
-            out[k // time_grid.save_every] = m.reshape(-1)
+        if k % every == 0:
+            out[k // every] = m.reshape(-1)
     return out
 
 
