@@ -115,7 +115,7 @@ def solve_passes(problem, domain, time_grid, log_h_terminal, mass_initial, cache
 
     The passes are independent when the rates are recomputed in each (a Gaussian mixture):
     with 2 or 3 threads for Numba they then run side by side, one thread each (the backward
-    pass in the calling thread), each in one Numba call (`mixture_passes`), so that no
+    pass in the calling thread), each looping in Numba (`mixture_passes`), so that no
     kernel pays for a parallel region (on 2 cores, 1.25-1.6x faster than the passes in turn
     with parallel kernels, from 121^2 to 481^2). Otherwise (a python score, whose rates the
     forward pass takes from the backward pass' cache, or 4+ threads) they run in turn, each
@@ -180,9 +180,9 @@ def _backward_in_numba(generator, time_grid, h, offset, out):
 
 
 def _chunks(steps, cells):
-    """[(first, last + 1)] of the Numba calls of a pass: about `CHUNK_CELL_STEPS` cell-steps each (a
-    fraction of a second), so that Python handles Ctrl-C (and the forward pass its ``stop``)
-    between them, at a cost of a few µs per call."""
+    """The ranges of steps [(first, stop)] of a pass' Numba calls: about `CHUNK_CELL_STEPS`
+    cell-steps each (a fraction of a second), so that Python handles Ctrl-C (and the forward
+    pass its ``stop``) between them, at a cost of a few µs per call."""
     size = max(1, CHUNK_CELL_STEPS // cells)
     return [(first, min(first + size, steps)) for first in range(0, steps, size)]
 
