@@ -7,5 +7,5 @@
 ``kernels``      Numba kernels of the outputs (a backward step's rescaling and saved level,
                  interpolation, Euler–Maruyama).
 ``passes``       the backward (Feynman–Kac, (3.24)) and forward (Fokker–Planck) passes.
-``mixture_passes`` the same passes for a Gaussian-mixture score, each in one Numba call.
+``mixture_passes`` the same passes for a Gaussian-mixture score, looping over the steps in Numba.
 """

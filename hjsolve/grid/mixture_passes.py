@@ -1,10 +1,10 @@
-"""The backward and forward passes for a Gaussian-mixture score, each in one Numba call.
+"""The backward and forward passes for a Gaussian-mixture score, looping over the steps in Numba.
 
 `hjsolve.grid.passes` drives a pass from Python, one step at a time. For a mixture score on
 one thread (the two passes side by side, or Numba on one thread) these functions take the same
-steps with the same kernels (`rates._axis_tables`, `rates._mixture_lines`, `sweeps.sweep`), so
-the results are identical, but no Python runs between the steps. From Python a step costs
-about 50 µs per pass in calls and bookkeeping, and the two passes side by side take the GIL in turn.
+steps with the same kernels (`rates.mixture_rates_in_thread`, `sweeps.sweep`), so the results
+are identical, but no Python runs between the steps. From Python a step costs about 50 µs per
+pass in calls and bookkeeping, and the two passes side by side take the GIL in turn.
 
 Per-step arguments come stacked over the steps (`Generator.prepare` at the steps' midpoints);
 ``factors`` are `passes.step_factors` as arrays (F, 3) of (axis, fraction of Δs, θ). The
@@ -15,7 +15,7 @@ import numpy as np
 from numba import njit
 
 from .kernels import normalise
-from .rates import _axis_tables, _mixture_lines
+from .rates import mixture_rates_in_thread
 from .sweeps import sweep
 
 
@@ -25,9 +25,8 @@ def _step(u, k, ds, factors, transpose, scale, arguments, z, dz, separable, rate
     rates (2, d, L) first (`Generator.rates`, `passes.apply_step`)."""
     mu, c, dmu, dc, f, g2, means, prec, logc, diffusion = arguments
     d, n = mu.shape[1], z.shape[0]
-    factor, slope = _axis_tables(mu[k], c[k], z, means[k], prec[k], logc[k], separable)
-    _mixture_lines(mu[k], c[k], dmu[k], dc[k], f[k], g2[k], means[k], prec[k], logc[k], diffusion[k], z, dz,
-                   rates[0], rates[1], factor, slope, 0, n ** (d - 1))
+    mixture_rates_in_thread(mu[k], c[k], dmu[k], dc[k], f[k], g2[k], means[k], prec[k], logc[k], diffusion[k], z,
+                            dz, rates[0], rates[1], separable)
     count = factors.shape[0]
     for m in range(count):
         axis, fraction, theta = factors[count - 1 - m] if transpose else factors[m]

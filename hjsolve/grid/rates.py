@@ -152,10 +152,21 @@ def mixture_rates(mu, c, dmu, dc, f, g2, means, prec, logc, diffusion, z, dz, up
     ``threads`` > 1: the lines run in 4·``threads`` runs in a parallel region (Numba's thread
     count, set by the caller); 1: in the calling thread, without the GIL.
     """
+    if threads == 1:
+        mixture_rates_in_thread(mu, c, dmu, dc, f, g2, means, prec, logc, diffusion, z, dz, up, down, separable)
+        return
     factor, slope = _axis_tables(mu, c, z, means, prec, logc, separable)
     lines = z.shape[0] ** (mu.shape[0] - 1)
     arguments = (mu, c, dmu, dc, f, g2, means, prec, logc, diffusion, z, dz, up, down, factor, slope)
     _run_parallel(_mixture_lines, _parallel_mixture_lines, arguments, lines, threads)
+
+
+@njit(cache=True, nogil=True)
+def mixture_rates_in_thread(mu, c, dmu, dc, f, g2, means, prec, logc, diffusion, z, dz, up, down, separable):
+    """`mixture_rates` in the calling thread, as a Numba function that other kernels call."""
+    factor, slope = _axis_tables(mu, c, z, means, prec, logc, separable)
+    _mixture_lines(mu, c, dmu, dc, f, g2, means, prec, logc, diffusion, z, dz, up, down, factor, slope, 0,
+                   z.shape[0] ** (mu.shape[0] - 1))
 
 
 def _run_parallel(serial, parallel, args, lines, threads):
